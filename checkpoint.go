@@ -1,0 +1,105 @@
+package durl
+
+import (
+	"sync"
+	"time"
+)
+
+// checkpointer makes progress durable beside the transfer (D4): it syncs
+// the data, then writes a durable progress record counting only what the
+// sync covered (D1). The copy loop never waits for it; it only kicks it.
+type checkpointer struct {
+	d    *download
+	kick chan struct{}
+	quit chan struct{}
+	done chan struct{}
+
+	mu  sync.Mutex
+	err error
+
+	// owned by the copy loop
+	kickedAt int64
+}
+
+func startCheckpointer(d *download) *checkpointer {
+	cp := &checkpointer{d: d, kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
+		kickedAt: d.written()}
+	go cp.loop()
+	return cp
+}
+
+// wrote tells the checkpointer the copy loop reached off.
+func (cp *checkpointer) wrote(off int64) {
+	if off-cp.kickedAt >= writebackStep {
+		cp.kickedAt = off
+		select {
+		case cp.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// failed returns the checkpointer's error, if it had one.
+func (cp *checkpointer) failed() error {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	return cp.err
+}
+
+// stop ends the checkpointer and makes a last checkpoint.
+func (cp *checkpointer) stop() error {
+	close(cp.quit)
+	<-cp.done
+	if err := cp.failed(); err != nil {
+		return err
+	}
+	return cp.d.checkpoint()
+}
+
+func (cp *checkpointer) loop() {
+	defer close(cp.done)
+	opts := cp.d.s.opts
+	ticker := time.NewTicker(opts.CheckpointInterval)
+	defer ticker.Stop()
+	var writtenBack int64
+	durable := cp.d.written()
+	last := time.Now()
+	for {
+		select {
+		case <-cp.quit:
+			return
+		case <-ticker.C:
+		case <-cp.kick:
+		}
+		now := cp.d.written()
+		if now-writtenBack >= writebackStep {
+			cp.d.part.StartWriteback(writtenBack, now-writtenBack)
+			writtenBack = now
+		}
+		if time.Since(last) < opts.CheckpointInterval && now-durable < opts.CheckpointBytes {
+			continue
+		}
+		if err := cp.d.checkpoint(); err != nil {
+			cp.mu.Lock()
+			cp.err = err
+			cp.mu.Unlock()
+			return
+		}
+		durable, last = now, time.Now()
+	}
+}
+
+// checkpoint syncs the data and then records, durably, what the sync
+// covered.
+func (d *download) checkpoint() error {
+	d.mu.Lock()
+	snap := d.snapshotLocked()
+	d.mu.Unlock()
+	if err := d.part.Sync(); err != nil {
+		return diskError("sync", d.part.Name(), err)
+	}
+	if err := d.pf.WriteDurable(snap); err != nil {
+		return diskError("write progress", d.s.progressPath(d.rec.ID), err)
+	}
+	return nil
+}

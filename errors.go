@@ -1,0 +1,77 @@
+package durl
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Test for them with errors.Is.
+var (
+	// ErrPaused: the task was paused (by Pause or by closing the session).
+	ErrPaused = errors.New("durl: paused")
+	// ErrRemoteChanged: the remote file changed and the download could not
+	// start over (for example, the server stopped honouring the request).
+	ErrRemoteChanged = errors.New("durl: the remote file changed")
+	// ErrChecksumMismatch: the downloaded file does not match its expected
+	// checksum; it is kept aside, not at the destination.
+	ErrChecksumMismatch = errors.New("durl: checksum mismatch")
+	// ErrLocked: another process (or task) is writing the same download.
+	ErrLocked = errors.New("durl: another durl is already downloading this file")
+	// ErrInvalidResumeData: resume data that is corrupted, truncated,
+	// tampered with, from another session or from a newer version of durl.
+	ErrInvalidResumeData = errors.New("durl: invalid resume data")
+	// ErrSessionClosed: the session was closed.
+	ErrSessionClosed = errors.New("durl: session closed")
+	// ErrNotResumable: the task has nothing to resume (it completed, was
+	// cancelled, or is running).
+	ErrNotResumable = errors.New("durl: task cannot be resumed")
+)
+
+// TaskError is the error a task ends with when it did not complete. When
+// some data had been written, ResumeData lets the download continue later
+// with Session.Resume, like NSURLSession's NSURLSessionDownloadTaskResumeData.
+type TaskError struct {
+	TaskID     string
+	URL        string
+	Err        error      // what went wrong; one of the sentinels, *StatusError, *DiskError or a network error
+	ResumeData ResumeData // nil when there is nothing to resume from
+}
+
+func (e *TaskError) Error() string { return fmt.Sprintf("%s: %v", e.URL, e.Err) }
+
+// Unwrap returns the underlying error.
+func (e *TaskError) Unwrap() error { return e.Err }
+
+// StatusError is an HTTP answer durl could not use, after retries where the
+// status is transient.
+type StatusError struct {
+	StatusCode int
+	Status     string // e.g. "404 Not Found"
+}
+
+func (e *StatusError) Error() string {
+	return "durl: the server answered " + e.Status
+}
+
+// Temporary reports whether the status is worth retrying later.
+func (e *StatusError) Temporary() bool {
+	switch e.StatusCode {
+	case 408, 429, 500, 502, 503, 504:
+		return true
+	}
+	return false
+}
+
+// DiskError is a local file-system failure (a full disk, an I/O error, a
+// folder that vanished). The partial data and its progress record stay
+// consistent: free space or fix the folder, then resume.
+type DiskError struct {
+	Op   string // what durl was doing, e.g. "write", "sync", "rename"
+	Path string
+	Err  error
+}
+
+func (e *DiskError) Error() string { return fmt.Sprintf("durl: %s %s: %v", e.Op, e.Path, e.Err) }
+
+// Unwrap returns the underlying error.
+func (e *DiskError) Unwrap() error { return e.Err }

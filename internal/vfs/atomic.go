@@ -1,0 +1,78 @@
+package vfs
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// TempSuffix marks the temporary files of WriteFileAtomic; SweepTemp removes
+// the ones a crash left behind.
+const TempSuffix = ".durl-tmp"
+
+// WriteFileAtomic durably replaces path with data: it writes a temporary
+// file beside path, syncs it, renames it over path and syncs the folder. A
+// crash at any point leaves either the old content or the new one. It is the
+// one helper every durable state write in durl goes through.
+func WriteFileAtomic(fsys FS, path string, data []byte, perm os.FileMode) (err error) {
+	tmp := path + TempSuffix
+	f, err := fsys.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			fsys.Remove(tmp)
+		}
+	}()
+	if _, err = f.Write(data); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err = fsys.Rename(tmp, path); err != nil {
+		return err
+	}
+	return fsys.SyncDir(filepath.Dir(path))
+}
+
+// SweepTemp removes the temporary files that WriteFileAtomic left in dir
+// when a crash interrupted it.
+func SweepTemp(fsys FS, dir string) error {
+	names, err := fsys.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		if strings.HasSuffix(name, TempSuffix) {
+			if err := fsys.Remove(filepath.Join(dir, name)); err != nil && !os.IsNotExist(err) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// ReadFile reads the whole of name.
+func ReadFile(fsys FS, name string) ([]byte, error) {
+	f, err := fsys.OpenFile(name, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, info.Size())
+	n, err := f.ReadAt(buf, 0)
+	if n == len(buf) {
+		err = nil
+	}
+	return buf[:n], err
+}

@@ -1,0 +1,63 @@
+// Package vfs is the small file-system interface through which durl does all
+// of its disk access. The real implementation is OS; tests use the crashable
+// in-memory implementation in package memfs and the error-injecting wrapper
+// in package errfs, so that every durability rule can be proven by crashing
+// at every write.
+package vfs
+
+import (
+	"errors"
+	"io"
+	"os"
+)
+
+// ErrLocked is returned by File.Lock when another holder has the lock.
+var ErrLocked = errors.New("vfs: file is locked by another process")
+
+// FS is the subset of file-system operations durl needs. Implementations
+// must be safe for concurrent use.
+type FS interface {
+	// OpenFile opens name with os.O_* flags, like os.OpenFile.
+	OpenFile(name string, flag int, perm os.FileMode) (File, error)
+	// Rename atomically replaces newname with oldname, like os.Rename.
+	Rename(oldname, newname string) error
+	// Remove removes a file or an empty folder, like os.Remove.
+	Remove(name string) error
+	// MkdirAll creates a folder and its parents, like os.MkdirAll.
+	MkdirAll(path string, perm os.FileMode) error
+	// Stat describes name, like os.Stat.
+	Stat(name string) (os.FileInfo, error)
+	// ReadDir lists the names in a folder, sorted.
+	ReadDir(name string) ([]string, error)
+	// SyncDir makes the folder's entries (creations, renames, removals)
+	// durable, like fsync on the folder.
+	SyncDir(name string) error
+}
+
+// File is an open file. A File is safe for concurrent ReadAt and WriteAt at
+// distinct offsets; other methods must not race with each other.
+type File interface {
+	io.Reader
+	io.Writer
+	io.ReaderAt
+	io.WriterAt
+	io.Closer
+	// Name is the path the file was opened with.
+	Name() string
+	// Stat describes the open file.
+	Stat() (os.FileInfo, error)
+	// Sync makes the file's data durable (fdatasync).
+	Sync() error
+	// Truncate changes the file's size.
+	Truncate(size int64) error
+	// Allocate reserves space for the first size bytes without changing
+	// what reads return, so a full disk is found before writing. It returns
+	// errors.ErrUnsupported where the file system cannot reserve space.
+	Allocate(size int64) error
+	// StartWriteback asks the OS to begin writing [off, off+n) to disk
+	// without waiting, so a later Sync is short. It is only a hint.
+	StartWriteback(off, n int64) error
+	// Lock takes an exclusive advisory lock on the file without waiting,
+	// returning ErrLocked if another open file holds it. Close releases it.
+	Lock() error
+}

@@ -1,0 +1,21 @@
+package durl
+
+import "net/http"
+
+// Request describes one download.
+type Request struct {
+	// URL is the http or https URL to download.
+	URL string
+	// Dest is the destination file, or the folder to put it in when
+	// DestIsDir is set (the name then comes from Content-Disposition,
+	// sanitised, else from the URL).
+	Dest      string
+	DestIsDir bool
+	// Header holds extra request headers.
+	Header http.Header
+	// Checksum, if set ("sha256:HEX"; also sha512, sha1, md5), is verified
+	// before the file is moved to its destination.
+	Checksum string
+	// RateLimit caps this task's bytes per second. Zero means no limit.
+	RateLimit int64
+}

@@ -1,0 +1,401 @@
+package durl
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/durl-dev/durl/internal/progress"
+	"github.com/durl-dev/durl/internal/vfs"
+)
+
+// Session is a set of downloads bound to a state folder. It is safe for
+// concurrent use. Several processes may open sessions on the same state
+// folder: a task runs in one of them at a time (each running task holds an
+// OS lock), and the others see it as running elsewhere.
+type Session struct {
+	opts     Options
+	fs       vfs.FS
+	tasksDir string
+	key      []byte   // signs resume data
+	id       [16]byte // this state folder's identity
+	bootID   [16]byte
+	client   *http.Client
+	limiter  *rate.Limiter // nil: no session-wide limit
+	slots    chan struct{} // nil: no MaxActive
+	events   *dispatcher
+
+	mu          sync.Mutex
+	tasks       map[string]*Task
+	order       []*Task
+	interrupted []*Task
+	closed      bool
+	wg          sync.WaitGroup // running tasks
+}
+
+// Open opens (creating if needed) the session in opts.StateDir. It finds
+// every task a previous process left in flight and, by opts.Recovery,
+// resumes it or reports it as interrupted; tasks running in another live
+// process are left to it.
+func Open(ctx context.Context, opts Options) (*Session, error) {
+	return open(ctx, opts, vfs.OS, progress.BootID())
+}
+
+// open is Open with the file system and boot id given, for tests.
+func open(ctx context.Context, opts Options, fsys vfs.FS, bootID [16]byte) (*Session, error) {
+	if opts.StateDir == "" {
+		return nil, errors.New("durl: no state folder given")
+	}
+	opts.setDefaults()
+	dir, err := filepath.Abs(opts.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	opts.StateDir = dir
+	if opts.NoSync {
+		fsys = vfs.NoSync(fsys)
+	}
+	s := &Session{
+		opts:     opts,
+		fs:       fsys,
+		tasksDir: filepath.Join(dir, "tasks"),
+		bootID:   bootID,
+		tasks:    map[string]*Task{},
+		client:   httpClient(opts),
+	}
+	if opts.RateLimit > 0 {
+		s.limiter = newLimiter(opts.RateLimit)
+	}
+	if opts.MaxActive > 0 {
+		s.slots = make(chan struct{}, opts.MaxActive)
+	}
+	if err := fsys.MkdirAll(s.tasksDir, 0o700); err != nil {
+		return nil, &DiskError{Op: "create state folder", Path: s.tasksDir, Err: err}
+	}
+	if err := vfs.SweepTemp(fsys, s.tasksDir); err != nil {
+		return nil, &DiskError{Op: "clean state folder", Path: s.tasksDir, Err: err}
+	}
+	if err := s.loadKey(); err != nil {
+		return nil, err
+	}
+	s.events = newDispatcher(opts.OnEvent)
+	if err := s.recover(ctx); err != nil {
+		s.events.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// loadKey reads the session's identity and signing key, creating them on
+// first use.
+func (s *Session) loadKey() error {
+	path := filepath.Join(s.opts.StateDir, "session.key")
+	b, err := vfs.ReadFile(s.fs, path)
+	if errors.Is(err, fs.ErrNotExist) {
+		b = make([]byte, 48)
+		rand.Read(b)
+		err = vfs.WriteFileAtomic(s.fs, path, b, 0o600)
+	}
+	if err != nil {
+		return &DiskError{Op: "read session key", Path: path, Err: err}
+	}
+	if len(b) != 48 {
+		return fmt.Errorf("durl: %s is damaged (%d bytes); remove it to start a new session (resume data of the old one will be refused)", path, len(b))
+	}
+	copy(s.id[:], b[:16])
+	s.key = b[16:]
+	return nil
+}
+
+// recover loads every task record and deals with the ones left in flight.
+func (s *Session) recover(ctx context.Context) error {
+	names, err := s.fs.ReadDir(s.tasksDir)
+	if err != nil {
+		return &DiskError{Op: "list tasks", Path: s.tasksDir, Err: err}
+	}
+	var recs []taskRecord
+	for _, name := range names {
+		id, ok := strings.CutSuffix(name, ".json")
+		if !ok {
+			continue
+		}
+		rec, err := s.loadRecord(id)
+		if err != nil {
+			return fmt.Errorf("durl: cannot read the state folder: %w", err)
+		}
+		recs = append(recs, rec)
+	}
+	sort.Slice(recs, func(i, j int) bool { return recs[i].Created.Before(recs[j].Created) })
+	for _, rec := range recs {
+		t := newTask(s, rec)
+		switch rec.State {
+		case recCompleted:
+			t.state = Completed
+		case recPaused:
+			t.state = Paused
+		case recFailed:
+			t.state = Failed
+			t.err = &TaskError{TaskID: rec.ID, URL: rec.Request.URL, Err: errors.New(rec.Error)}
+		case recActive, recFinishing:
+			if s.lockedElsewhere(rec.ID) {
+				t.state = Running
+				t.elsewhere = true
+				break
+			}
+			if s.opts.Recovery == ReportInterrupted {
+				t.state = Interrupted
+				s.interrupted = append(s.interrupted, t)
+			} else {
+				t.state = Paused // until run starts it
+			}
+		}
+		s.tasks[rec.ID] = t
+		s.order = append(s.order, t)
+	}
+	for _, t := range s.order {
+		switch {
+		case t.state == Interrupted:
+			s.emit(t, EventInterrupted, "found in flight when the session was opened", nil)
+		case t.rec.State == recActive || t.rec.State == recFinishing:
+			if !t.elsewhere {
+				s.emit(t, EventRecovered, "found in flight when the session was opened", nil)
+				if err := t.start(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// lockedElsewhere reports whether another process runs the task now.
+func (s *Session) lockedElsewhere(id string) bool {
+	f, err := s.fs.OpenFile(s.lockPath(id), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	return errors.Is(f.Lock(), vfs.ErrLocked)
+}
+
+// Close stops every running task with a durable checkpoint and waits for
+// them. The tasks that were running stay in flight in the state folder: the
+// next Open resumes them (or reports them, with ReportInterrupted).
+func (s *Session) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	tasks := append([]*Task(nil), s.order...)
+	s.mu.Unlock()
+	for _, t := range tasks {
+		t.stop(ErrSessionClosed)
+	}
+	s.wg.Wait()
+	s.events.close()
+	return nil
+}
+
+// Start begins a download. If the session holds an unfinished task for the
+// same URL and destination, Start continues that task instead, as rerunning
+// `durl get` does. It returns an error wrapping ErrLocked if that download
+// is running in another process.
+func (s *Session) Start(req Request) (*Task, error) {
+	req, err := s.checkRequest(req)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrSessionClosed
+	}
+	var existing *Task
+	for _, t := range s.order {
+		if t.rec.Request.sameTarget(req) && !t.state.Final() {
+			existing = t
+		}
+	}
+	s.mu.Unlock()
+	if existing != nil {
+		err := existing.Resume()
+		if err == nil || errors.Is(err, ErrLocked) || errors.Is(err, errAlreadyRunning) {
+			if errors.Is(err, errAlreadyRunning) {
+				err = nil
+			}
+			if err != nil {
+				return nil, err
+			}
+			return existing, nil
+		}
+		if !errors.Is(err, ErrNotResumable) {
+			return nil, err
+		}
+	}
+	now := time.Now().UTC()
+	rec := taskRecord{
+		ID:    newID(),
+		State: recActive,
+		Request: storedRequest{URL: req.URL, Dest: req.Dest, DestIsDir: req.DestIsDir,
+			Header: req.Header, Checksum: req.Checksum, RateLimit: req.RateLimit},
+		Total:   -1,
+		Created: now,
+	}
+	if !req.DestIsDir {
+		rec.Path = req.Dest
+	}
+	if err := s.saveRecord(&rec); err != nil {
+		return nil, err
+	}
+	t := newTask(s, rec)
+	t.state = Queued
+	s.mu.Lock()
+	s.tasks[rec.ID] = t
+	s.order = append(s.order, t)
+	s.mu.Unlock()
+	s.emit(t, EventAdded, "", nil)
+	if err := t.start(); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// checkRequest validates req and makes its destination absolute.
+func (s *Session) checkRequest(req Request) (Request, error) {
+	if req.Dest == "" {
+		return req, errors.New("durl: the request has no destination")
+	}
+	if err := checkURL(req.URL); err != nil {
+		return req, err
+	}
+	if req.Checksum != "" {
+		if _, err := parseChecksum(req.Checksum); err != nil {
+			return req, err
+		}
+	}
+	for name := range req.Header {
+		switch http.CanonicalHeaderKey(name) {
+		case "Range", "If-Range", "Accept-Encoding":
+			return req, fmt.Errorf("durl: the %s header is durl's to set", name)
+		}
+	}
+	dest, err := filepath.Abs(req.Dest)
+	if err != nil {
+		return req, err
+	}
+	req.Dest = dest
+	dir := dest
+	if !req.DestIsDir {
+		dir = filepath.Dir(dest)
+	}
+	if err := s.checkAllowed(dir); err != nil {
+		return req, err
+	}
+	return req, nil
+}
+
+// checkAllowed refuses a folder outside Options.AllowedDirs.
+func (s *Session) checkAllowed(dir string) error {
+	if len(s.opts.AllowedDirs) == 0 {
+		return nil
+	}
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		real = filepath.Clean(dir)
+	}
+	for _, allowed := range s.opts.AllowedDirs {
+		a, err := filepath.EvalSymlinks(allowed)
+		if err != nil {
+			a = filepath.Clean(allowed)
+		}
+		if real == a || strings.HasPrefix(real, a+string(filepath.Separator)) {
+			return nil
+		}
+	}
+	return fmt.Errorf("durl: %s is outside the folders downloads may be written to", dir)
+}
+
+// Resume continues a download from resume data this session made. If the
+// task is still known, it is resumed from its own record; otherwise it is
+// recreated from the data.
+func (s *Session) Resume(data ResumeData) (*Task, error) {
+	p, err := s.openResumeData(data)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	t, ok := s.tasks[p.Task.ID]
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return nil, ErrSessionClosed
+	}
+	if !ok {
+		if t, err = s.adoptResumeData(p); err != nil {
+			return nil, err
+		}
+	}
+	if err := t.Resume(); err != nil && !errors.Is(err, errAlreadyRunning) {
+		return nil, err
+	}
+	return t, nil
+}
+
+// Tasks returns every task the session knows, oldest first.
+func (s *Session) Tasks() []*Task {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*Task(nil), s.order...)
+}
+
+// Task returns the task with the given ID.
+func (s *Session) Task(id string) (*Task, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.tasks[id]
+	return t, ok
+}
+
+// Interrupted returns the tasks Open found in flight and, with
+// ReportInterrupted, did not resume. Each has ResumeData.
+func (s *Session) Interrupted() []*Task {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*Task(nil), s.interrupted...)
+}
+
+func (s *Session) forget(t *Task) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.tasks, t.id)
+	for i, o := range s.order {
+		if o == t {
+			s.order = append(s.order[:i:i], s.order[i+1:]...)
+			break
+		}
+	}
+}
+
+func newID() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func newLimiter(bytesPerSecond int64) *rate.Limiter {
+	return rate.NewLimiter(rate.Limit(bytesPerSecond), max(bufferSize, int(bytesPerSecond)))
+}

@@ -1,0 +1,336 @@
+package durl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+)
+
+// errAlreadyRunning: Resume of a task that runs in this session.
+var errAlreadyRunning = errors.New("durl: task is already running")
+
+// errCancelled stops a run that Cancel ends.
+var errCancelled = errors.New("durl: cancelled")
+
+// Task is one download. Its methods are safe for concurrent use.
+//
+// A task runs on a goroutine of its own. Each run ends in Paused,
+// Completed, Failed or Cancelled and closes the channel Done returned during
+// that run; Resume starts a new run.
+type Task struct {
+	s  *Session
+	id string
+
+	mu        sync.Mutex
+	rec       taskRecord // the persistent record, as last saved
+	state     State
+	err       error
+	elsewhere bool // running in another process
+	done      chan struct{}
+	cancel    context.CancelCauseFunc // stops the current run
+	written   int64
+	rate      float64
+	resume    ResumeData // resume data made when the last run ended
+}
+
+func newTask(s *Session, rec taskRecord) *Task {
+	done := make(chan struct{})
+	close(done)
+	return &Task{s: s, id: rec.ID, rec: rec, done: done, written: -1}
+}
+
+// ID is the task's stable identifier.
+func (t *Task) ID() string { return t.id }
+
+// Request is what the task downloads.
+func (t *Task) Request() Request {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.rec.Request.request()
+}
+
+// State is the task's current state.
+func (t *Task) State() State {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.state
+}
+
+// Progress is a snapshot of the transfer.
+func (t *Task) Progress() Progress {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.progressLocked()
+}
+
+func (t *Task) progressLocked() Progress {
+	p := Progress{Written: max(t.written, 0), Total: t.rec.Total, Rate: t.rate}
+	if t.state == Completed {
+		p.Written = max(t.rec.Total, p.Written)
+	}
+	return p
+}
+
+// Path is the destination file, "" until known (a download into a folder
+// learns its name from the server's first answer).
+func (t *Task) Path() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.rec.Path
+}
+
+// Done is closed when the current run of the task ends.
+func (t *Task) Done() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.done
+}
+
+// Err is nil while the task runs and after it completed; otherwise the
+// *TaskError it stopped with.
+func (t *Task) Err() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.err
+}
+
+// Wait blocks until the current run ends (or ctx is done) and returns Err.
+func (t *Task) Wait(ctx context.Context) error {
+	select {
+	case <-t.Done():
+		return t.Err()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Pause stops the task, makes its progress durable and returns its resume
+// data. A paused task is not resumed by the next Open; Resume or
+// Session.Resume continues it.
+func (t *Task) Pause() (ResumeData, error) {
+	t.mu.Lock()
+	switch {
+	case t.elsewhere:
+		t.mu.Unlock()
+		return nil, ErrLocked
+	case t.state.Final():
+		t.mu.Unlock()
+		return nil, ErrNotResumable
+	case t.state.Active():
+		t.mu.Unlock()
+		t.stop(ErrPaused)
+		return t.ResumeData()
+	}
+	t.mu.Unlock()
+	return t.ResumeData()
+}
+
+// Resume continues a paused, interrupted or failed task. It returns an error
+// wrapping ErrLocked if another process runs it, and ErrNotResumable if it
+// completed or was cancelled.
+func (t *Task) Resume() error {
+	t.mu.Lock()
+	if t.state.Active() && !t.elsewhere {
+		t.mu.Unlock()
+		return errAlreadyRunning
+	}
+	t.mu.Unlock()
+	if t.s.lockedElsewhere(t.id) {
+		return fmt.Errorf("%w (task %s)", ErrLocked, t.id)
+	}
+	// Another process may have moved the task on since this session read
+	// its record.
+	rec, err := t.s.loadRecord(t.id)
+	if errors.Is(err, os.ErrNotExist) {
+		return ErrNotResumable
+	}
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	t.rec = rec
+	t.elsewhere = false
+	t.mu.Unlock()
+	if rec.State == recCompleted {
+		t.setState(Completed, nil)
+		return ErrNotResumable
+	}
+	return t.start()
+}
+
+// Cancel stops the task and removes its partial data and its record.
+func (t *Task) Cancel() error {
+	t.mu.Lock()
+	if t.elsewhere {
+		t.mu.Unlock()
+		return ErrLocked
+	}
+	t.mu.Unlock()
+	t.stop(errCancelled)
+	t.mu.Lock()
+	rec := t.rec
+	t.mu.Unlock()
+	if rec.Path != "" && rec.State != recCompleted {
+		if err := t.s.fs.Remove(partialPath(rec.Path)); err != nil && !os.IsNotExist(err) {
+			return &DiskError{Op: "remove partial file", Path: partialPath(rec.Path), Err: err}
+		}
+	}
+	for _, p := range []string{t.s.progressPath(t.id), t.s.recordPath(t.id), t.s.lockPath(t.id)} {
+		if err := t.s.fs.Remove(p); err != nil && !os.IsNotExist(err) {
+			return &DiskError{Op: "remove", Path: p, Err: err}
+		}
+	}
+	t.setState(Cancelled, nil)
+	t.s.forget(t)
+	t.s.emit(t, EventCancelled, "", nil)
+	return nil
+}
+
+// ResumeData returns resume data for the task's current state: after a run
+// ended, what that run left; for a task found interrupted, what its records
+// say.
+func (t *Task) ResumeData() (ResumeData, error) {
+	t.mu.Lock()
+	rd, state := t.resume, t.state
+	t.mu.Unlock()
+	if state.Final() {
+		return nil, ErrNotResumable
+	}
+	if rd != nil {
+		return rd, nil
+	}
+	return t.s.resumeDataFor(t)
+}
+
+// start begins a run on a new goroutine.
+func (t *Task) start() error {
+	s := t.s
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrSessionClosed
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+
+	ctx, cancel := context.WithCancelCause(context.Background())
+	t.mu.Lock()
+	t.cancel = cancel
+	t.done = make(chan struct{})
+	t.err = nil
+	t.resume = nil
+	t.mu.Unlock()
+	t.setState(Queued, nil)
+	go func() {
+		defer s.wg.Done()
+		err := t.run(ctx)
+		t.finish(ctx, err)
+	}()
+	return nil
+}
+
+// stop ends the current run, if any, with cause, and waits for it.
+func (t *Task) stop(cause error) {
+	t.mu.Lock()
+	cancel, done := t.cancel, t.done
+	t.mu.Unlock()
+	if cancel != nil {
+		cancel(cause)
+	}
+	<-done
+}
+
+// finish records how a run ended and wakes its waiters.
+func (t *Task) finish(ctx context.Context, err error) {
+	cause := context.Cause(ctx)
+	if err != nil && ctx.Err() != nil {
+		err = cause
+	}
+	var state State
+	var kind EventKind
+	switch {
+	case err == nil:
+		state, kind = Completed, EventCompleted
+	case errors.Is(err, ErrPaused), errors.Is(err, ErrSessionClosed):
+		state, kind = Paused, EventPaused
+	case errors.Is(err, errCancelled):
+		state = Cancelled
+	default:
+		state, kind = Failed, EventFailed
+	}
+	t.mu.Lock()
+	rec := t.rec
+	t.mu.Unlock()
+	var taskErr error
+	if err != nil {
+		te := &TaskError{TaskID: t.id, URL: rec.Request.URL, Err: err}
+		if state != Cancelled && !errors.Is(err, ErrChecksumMismatch) && !errors.Is(err, ErrLocked) {
+			if rd, rerr := t.s.resumeDataFor(t); rerr == nil {
+				te.ResumeData = rd
+			}
+		}
+		taskErr = te
+		// Keep the record's intent: an explicit pause or a failure is not
+		// resumed by the next Open; a closed session's tasks are.
+		if state == Paused && errors.Is(err, ErrPaused) && rec.State == recActive {
+			rec.State = recPaused
+			t.s.saveRecord(&rec)
+		} else if state == Failed && rec.State == recActive {
+			rec.State = recFailed
+			rec.Error = err.Error()
+			t.s.saveRecord(&rec)
+		}
+		t.mu.Lock()
+		t.rec = rec
+		t.resume = te.ResumeData
+		t.mu.Unlock()
+	}
+	t.mu.Lock()
+	t.err = taskErr
+	t.cancel = nil
+	t.mu.Unlock()
+	t.setState(state, nil)
+	if state != Cancelled {
+		t.s.emit(t, kind, "", err)
+	}
+	t.mu.Lock()
+	close(t.done)
+	t.mu.Unlock()
+}
+
+// setState is the one place a task's state changes.
+func (t *Task) setState(to State, _ error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.state = to
+}
+
+// emitProgress sends a progress event if the interval has passed since the
+// last one, and updates the rate.
+func (t *Task) noteProgress(written int64, now time.Time, last *progressMark) {
+	t.mu.Lock()
+	t.written = written
+	dt := now.Sub(last.at)
+	due := dt >= t.s.opts.ProgressInterval
+	if due {
+		inst := float64(written-last.written) / dt.Seconds()
+		if t.rate == 0 {
+			t.rate = inst
+		} else {
+			t.rate = 0.7*t.rate + 0.3*inst
+		}
+	}
+	t.mu.Unlock()
+	if due {
+		*last = progressMark{at: now, written: written}
+		t.s.emit(t, EventProgress, "", nil)
+	}
+}
+
+type progressMark struct {
+	at      time.Time
+	written int64
+}
