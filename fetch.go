@@ -79,6 +79,7 @@ type download struct {
 
 	restarts    int
 	useOriginal bool // the final URL failed: go back to the original
+	answered    bool // some server answered this run
 	limiter     *rate.Limiter
 	mark        progressMark
 }
@@ -136,6 +137,9 @@ func (d *download) transfer(ctx context.Context) error {
 	failures := 0
 	lastProgress := time.Now()
 	for {
+		if d.prog.Total >= 0 && d.prog.Prefix() == d.prog.Total && d.rec.Generation > 0 {
+			return d.finalize() // every byte is here already
+		}
 		before := d.written()
 		err := d.attempt(ctx)
 		if err == nil {
@@ -157,7 +161,7 @@ func (d *download) transfer(ctx context.Context) error {
 		}
 		failures++
 		switch {
-		case d.rec.Generation == 0 && failures >= firstContactAttempts,
+		case !d.answered && d.rec.Generation == 0 && failures >= firstContactAttempts,
 			pol.MaxAttempts > 0 && failures >= pol.MaxAttempts,
 			time.Since(lastProgress) > pol.MaxWait:
 			return re.err
@@ -244,6 +248,15 @@ func (d *download) openPartial() error {
 		return nil
 	}
 	path := partialPath(d.rec.Path)
+	dir := filepath.Dir(path)
+	if _, err := d.s.fs.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		if err := d.s.fs.MkdirAll(dir, 0o755); err != nil {
+			return diskError("create folder", dir, err)
+		}
+		if err := d.s.fs.SyncDir(filepath.Dir(dir)); err != nil {
+			return diskError("sync folder", filepath.Dir(dir), err)
+		}
+	}
 	_, statErr := d.s.fs.Stat(path)
 	f, err := d.s.fs.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
@@ -256,8 +269,8 @@ func (d *download) openPartial() error {
 	d.part = f
 	if statErr != nil {
 		// A new file: make its name durable before records count on it.
-		if err := d.s.fs.SyncDir(filepath.Dir(path)); err != nil {
-			return diskError("sync folder", filepath.Dir(path), err)
+		if err := d.s.fs.SyncDir(dir); err != nil {
+			return diskError("sync folder", dir, err)
 		}
 	}
 	return nil
@@ -313,6 +326,7 @@ func (d *download) attempt(ctx context.Context) error {
 		return classifyNetError(err, actx)
 	}
 	defer resp.Body.Close()
+	d.answered = true
 	body := &stallReader{r: resp.Body, timer: stall, d: d.s.opts.StallTimeout}
 	if final := resp.Request.URL.String(); final != d.rec.FinalURL && final != d.rec.Request.URL {
 		d.rec.FinalURL = final

@@ -224,13 +224,14 @@ func (s *Session) Start(req Request) (*Task, error) {
 		s.mu.Unlock()
 		return nil, ErrSessionClosed
 	}
+	order := append([]*Task(nil), s.order...)
+	s.mu.Unlock()
 	var existing *Task
-	for _, t := range s.order {
-		if t.rec.Request.sameTarget(req) && !t.state.Final() {
+	for _, t := range order {
+		if t.continues(req) {
 			existing = t
 		}
 	}
-	s.mu.Unlock()
 	if existing != nil {
 		err := existing.Resume()
 		if err == nil || errors.Is(err, ErrLocked) || errors.Is(err, errAlreadyRunning) {

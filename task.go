@@ -205,6 +205,14 @@ func (t *Task) ResumeData() (ResumeData, error) {
 	return t.s.resumeDataFor(t)
 }
 
+// continues reports whether Start(req) should continue this task: same URL
+// and destination, not finished.
+func (t *Task) continues(req Request) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.rec.Request.sameTarget(req) && !t.state.Final()
+}
+
 // start begins a run on a new goroutine.
 func (t *Task) start() error {
 	s := t.s

@@ -1,0 +1,226 @@
+package durl
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/durl-dev/durl/durltest"
+	"github.com/durl-dev/durl/internal/progress"
+	"github.com/durl-dev/durl/internal/vfs"
+	"github.com/durl-dev/durl/internal/vfs/memfs"
+)
+
+var (
+	bootA = [16]byte{0xa}
+	bootB = [16]byte{0xb}
+)
+
+const (
+	crashState = "/state"
+	crashDest  = "/downloads/file.bin"
+)
+
+// crashOptions make checkpoints frequent, so crashes land between them.
+func crashOptions(srv *durltest.Server) Options {
+	return Options{StateDir: crashState, Client: srv.Client(), CheckpointInterval: 2 * time.Millisecond,
+		Retry: RetryPolicy{BaseDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond}}
+}
+
+// runOn downloads the file on fsys until it completes or the FS crashes.
+func runOn(t *testing.T, fsys vfs.FS, boot [16]byte, srv *durltest.Server) error {
+	t.Helper()
+	s, err := open(context.Background(), crashOptions(srv), fsys, boot)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	task, err := s.Start(Request{URL: srv.FileURL(), Dest: crashDest})
+	if err != nil {
+		return err
+	}
+	return wait(t, task)
+}
+
+// TestCrashAtEveryWrite crashes the first run at its k-th write operation,
+// for every k, as a process kill and as a power loss, then checks the
+// promises on what survived and finishes the download on it:
+//   - D1: every byte the trusted progress record claims is on disk and right;
+//   - D3: the destination holds nothing or the complete file;
+//   - D5: after a kill, at most 256 KiB is downloaded again;
+//   - D2/D3: the rerun ends with the right file.
+func TestCrashAtEveryWrite(t *testing.T) {
+	const size = 1*mib + 12345
+	srv := durltest.NewServer(durltest.WithContent(11, size))
+	defer srv.Close()
+
+	// A clean run tells how many write operations there are.
+	clean := memfs.New()
+	if err := runOn(t, clean, bootA, srv); err != nil {
+		t.Fatal(err)
+	}
+	total := clean.Ops()
+	if total < 20 {
+		t.Fatalf("only %d write operations in a run", total)
+	}
+	for k := 0; k <= total+2; k++ {
+		mem := memfs.New()
+		mem.CrashAfter(k)
+		runOn(t, mem, bootA, srv)
+		if !mem.Crashed() {
+			continue // the run finished in fewer operations this time
+		}
+		for _, mode := range []memfs.CrashMode{memfs.ProcessKill, memfs.PowerLoss} {
+			t.Run(fmt.Sprintf("k=%d/%s", k, mode), func(t *testing.T) {
+				after := mem.Crash(mode)
+				boot := bootA
+				if mode == memfs.PowerLoss {
+					boot = bootB
+				}
+				checkDestination(t, after, size)
+				claimed := checkProgressTrue(t, after, boot)
+				requestsBefore := len(srv.Requests())
+				if err := runOn(t, after, boot, srv); err != nil {
+					t.Fatalf("rerun: %v", err)
+				}
+				got, _ := after.ReadFile(crashDest)
+				if !bytes.Equal(got, durltest.Content(11, size)) {
+					t.Fatalf("rerun ended with a wrong file (%d bytes)", len(got))
+				}
+				again := bodyBytesSince(srv, requestsBefore) - (size - claimed)
+				if mode == memfs.ProcessKill && again > 256*kib {
+					t.Errorf("after a kill, %d bytes were downloaded again (claimed %d)", again, claimed)
+				}
+			})
+		}
+	}
+}
+
+// bodyBytesSince sums the body bytes of the server's requests from index
+// first on (bytes still in flight on connections of an earlier run are not
+// counted).
+func bodyBytesSince(srv *durltest.Server, first int) int64 {
+	var n int64
+	for _, r := range srv.Requests()[first:] {
+		n += r.BodyBytes
+	}
+	return n
+}
+
+// checkDestination checks D3: nothing, or the whole right file.
+func checkDestination(t *testing.T, fsys *memfs.FS, size int64) {
+	t.Helper()
+	got, err := fsys.ReadFile(crashDest)
+	if err != nil {
+		return
+	}
+	if !bytes.Equal(got, durltest.Content(11, size)) {
+		t.Fatalf("D3: the destination holds %d bytes that are not the file", len(got))
+	}
+}
+
+// checkProgressTrue checks D1 and returns how many bytes the trusted record
+// claims.
+func checkProgressTrue(t *testing.T, fsys *memfs.FS, boot [16]byte) int64 {
+	t.Helper()
+	s := &Session{fs: fsys, tasksDir: crashState + "/tasks"}
+	names, _ := fsys.ReadDir(s.tasksDir)
+	var claimed int64
+	for _, name := range names {
+		id, ok := cutSuffix(name, ".json")
+		if !ok {
+			continue
+		}
+		rec, err := s.loadRecord(id)
+		if err != nil {
+			t.Fatalf("a task record is unreadable after the crash: %v", err)
+		}
+		pf, prog, err := progress.Open(fsys, s.progressPath(id), boot, rec.Generation)
+		if err != nil {
+			continue // no record to trust: the rerun starts over
+		}
+		pf.Close()
+		if len(prog.Segments) == 0 || rec.Path == "" {
+			continue
+		}
+		data, _ := fsys.ReadFile(partialPath(rec.Path))
+		if rec.State == recCompleted || rec.State == recFinishing {
+			continue
+		}
+		want := durltest.Content(11, rec.Total)
+		for _, seg := range prog.Segments {
+			end := seg.Start + seg.Written
+			if int64(len(data)) < end || !bytes.Equal(data[seg.Start:end], want[seg.Start:end]) {
+				t.Fatalf("D1: the record claims bytes [%d, %d) that are not on disk (partial has %d bytes)", seg.Start, end, len(data))
+			}
+		}
+		claimed += prog.Prefix()
+	}
+	return claimed
+}
+
+func cutSuffix(s, suffix string) (string, bool) {
+	if len(s) >= len(suffix) && s[len(s)-len(suffix):] == suffix {
+		return s[:len(s)-len(suffix)], true
+	}
+	return s, false
+}
+
+// D7: a session opened after a crash reports every task that was in flight
+// as interrupted, with resume data that continues it.
+func TestRecoveryReportsInterrupted(t *testing.T) {
+	const size = 2 * mib
+	srv := durltest.NewServer(durltest.WithContent(11, size), durltest.WithRate(8*mib))
+	defer srv.Close()
+	mem := memfs.New()
+	s, err := open(context.Background(), crashOptions(srv), mem, bootA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, err := s.Start(Request{URL: srv.FileURL(), Dest: crashDest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitWritten(t, task, 600*kib)
+	mem.CrashAfter(0) // the process dies here
+	wait(t, task)
+	s.Close()
+
+	opts := crashOptions(srv)
+	opts.Recovery = ReportInterrupted
+	log := &eventLog{}
+	opts.OnEvent = log.add
+	s2, err := open(context.Background(), opts, mem.Crash(memfs.ProcessKill), bootA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	found := s2.Interrupted()
+	if len(found) != 1 || found[0].ID() != task.ID() || found[0].State() != Interrupted {
+		t.Fatalf("Interrupted() = %v, want the one task", found)
+	}
+	if !log.waitFor(EventInterrupted, 1) {
+		t.Errorf("%d interrupted events, want 1", log.count(EventInterrupted))
+	}
+	rd, err := found[0].ResumeData()
+	if err != nil {
+		t.Fatal(err)
+	}
+	requestsBefore := len(srv.Requests())
+	resumed, err := s2.Resume(rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(t, resumed); err != nil {
+		t.Fatal(err)
+	}
+	if again := bodyBytesSince(srv, requestsBefore); again > size-600*kib+256*kib {
+		t.Errorf("resume downloaded %d bytes, expected about %d", again, size-600*kib)
+	}
+	if errors.Is(resumed.Err(), ErrPaused) {
+		t.Fatal("still paused")
+	}
+}
