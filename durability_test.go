@@ -1,0 +1,199 @@
+package durl
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/durl-dev/durl/durltest"
+	"github.com/durl-dev/durl/internal/resumedata"
+	"github.com/durl-dev/durl/internal/vfs/errfs"
+	"github.com/durl-dev/durl/internal/vfs/memfs"
+)
+
+// D6: a second writer of the same download is refused with ErrLocked,
+// whether it shares the state folder or not.
+func TestOneWriterPerDownload(t *testing.T) {
+	srv := durltest.NewServer(durltest.WithContent(1, 4*mib), durltest.WithRate(2*mib))
+	defer srv.Close()
+	s1, _, dir := testSession(t, srv, Options{})
+	dest := filepath.Join(dir, "f")
+	task, err := s1.Start(Request{URL: srv.FileURL(), Dest: dest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitWritten(t, task, 1)
+
+	// Another session on the same state folder (another process).
+	s2, _, _ := testSession(t, srv, Options{StateDir: filepath.Join(dir, "state")})
+	if _, err := s2.Start(Request{URL: srv.FileURL(), Dest: dest}); !errors.Is(err, ErrLocked) {
+		t.Errorf("same state folder: err = %v, want ErrLocked", err)
+	}
+	// A session with its own state folder, same destination.
+	s3, _, _ := testSession(t, srv, Options{})
+	other, err := s3.Start(Request{URL: srv.FileURL(), Dest: dest})
+	if err == nil {
+		err = wait(t, other)
+	}
+	if !errors.Is(err, ErrLocked) {
+		t.Errorf("other state folder: err = %v, want ErrLocked", err)
+	}
+	if _, err := task.Pause(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// D8: resume data that is tampered with, truncated, from another session
+// or from a newer format is refused with ErrInvalidResumeData.
+func TestResumeDataIsChecked(t *testing.T) {
+	srv := durltest.NewServer(durltest.WithContent(1, 2*mib), durltest.WithRate(4*mib))
+	defer srv.Close()
+	s, _, dir := testSession(t, srv, Options{})
+	task, err := s.Start(Request{URL: srv.FileURL(), Dest: filepath.Join(dir, "f")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitWritten(t, task, 256*kib)
+	rd, err := task.Pause()
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipped := append(ResumeData(nil), rd...)
+	flipped[len(flipped)/2] ^= 0x20
+	newer := append(ResumeData(nil), rd...)
+	newer[6] = resumedata.Version + 1
+	other, _, _ := testSession(t, srv, Options{})
+	for name, c := range map[string]struct {
+		s    *Session
+		data ResumeData
+	}{
+		"tampered":      {s, flipped},
+		"truncated":     {s, rd[:len(rd)-10]},
+		"empty":         {s, nil},
+		"newer format":  {s, newer},
+		"other session": {other, rd},
+	} {
+		if _, err := c.s.Resume(c.data); !errors.Is(err, ErrInvalidResumeData) {
+			t.Errorf("%s: err = %v, want ErrInvalidResumeData", name, err)
+		}
+	}
+	// The genuine data resumes.
+	resumed, err := s.Resume(rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(t, resumed); err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, filepath.Join(dir, "f"), 1, 2*mib)
+}
+
+// D9: a full disk is found before the transfer (space is reserved), and
+// an I/O error mid-transfer stops the task with resume data; after the disk
+// is fixed, resuming completes the download.
+func TestDiskFullAndIOErrors(t *testing.T) {
+	const size = 2 * mib
+	srv := durltest.NewServer(durltest.WithContent(3, size))
+	defer srv.Close()
+
+	quota := errfs.WithQuota(memfs.New(), 1*mib)
+	s, err := open(context.Background(), crashOptions(srv), quota, bootA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	task, err := s.Start(Request{URL: srv.FileURL(), Dest: crashDest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = wait(t, task)
+	var de *DiskError
+	var te *TaskError
+	if !errors.As(err, &de) || !errors.Is(err, syscall.ENOSPC) || !errors.As(err, &te) || te.ResumeData == nil {
+		t.Fatalf("err = %v, want a DiskError for ENOSPC with resume data", err)
+	}
+	if task.Progress().Written != 0 {
+		t.Errorf("%d bytes written before the full disk was found", task.Progress().Written)
+	}
+	quota.SetQuota(64 * mib)
+	resumed, err := s.Resume(te.ResumeData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(t, resumed); err != nil {
+		t.Fatal(err)
+	}
+
+	// An EIO on the third sync of the partial file, then a repaired disk.
+	faulty := errfs.Wrap(memfs.New(), errfs.FailOn(errfs.OpSync, PartialSuffix, syscall.EIO, 2))
+	s2, err := open(context.Background(), crashOptions(srv), faulty, bootA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	task, _ = s2.Start(Request{URL: srv.FileURL(), Dest: crashDest})
+	if err := wait(t, task); !errors.Is(err, syscall.EIO) || !errors.As(err, &te) || te.ResumeData == nil {
+		t.Fatalf("err = %v, want EIO with resume data", err)
+	}
+	faulty.SetInjector(nil)
+	resumed, err = s2.Resume(te.ResumeData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(t, resumed); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Pause hands back resume data; Resume continues from where it stopped,
+// and Cancel removes the partial data.
+func TestPauseResumeCancel(t *testing.T) {
+	srv := durltest.NewServer(durltest.WithContent(5, 3*mib), durltest.WithRate(6*mib))
+	defer srv.Close()
+	s, log, dir := testSession(t, srv, Options{})
+	dest := filepath.Join(dir, "f")
+	task, _ := s.Start(Request{URL: srv.FileURL(), Dest: dest})
+	waitWritten(t, task, 1*mib)
+	rd, err := task.Pause()
+	if err != nil || rd == nil {
+		t.Fatalf("Pause = %v, %v", rd, err)
+	}
+	if task.State() != Paused || !errors.Is(task.Err(), ErrPaused) {
+		t.Fatalf("state %s, err %v after Pause", task.State(), task.Err())
+	}
+	written := task.Progress().Written
+	requestsBefore := len(srv.Requests())
+	if _, err := s.Resume(rd); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(t, task); err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, dest, 5, 3*mib)
+	if again := bodyBytesSince(srv, requestsBefore); again != 3*mib-written {
+		t.Errorf("resume downloaded %d bytes, want %d", again, 3*mib-written)
+	}
+	if !log.waitFor(EventCompleted, 1) {
+		t.Error("no completed event")
+	}
+
+	task, _ = s.Start(Request{URL: srv.FileURL(), Dest: dest + "2"})
+	waitWritten(t, task, 1)
+	if err := task.Cancel(); err != nil {
+		t.Fatal(err)
+	}
+	if task.State() != Cancelled {
+		t.Errorf("state %s after Cancel", task.State())
+	}
+	if _, ok := s.Task(task.ID()); ok {
+		t.Error("a cancelled task is still listed")
+	}
+	if _, err := filepath.Glob(dest + "2*"); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := filepath.Glob(dest + "2*"); len(m) != 0 {
+		t.Errorf("files left after Cancel: %v", m)
+	}
+}
