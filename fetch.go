@@ -110,11 +110,11 @@ func (t *Task) run(ctx context.Context) error {
 	if err := lock.Lock(); err != nil {
 		return lockError(err, s.lockPath(t.id))
 	}
-	t.setState(Running, nil)
-	s.emit(t, EventStarted, "", nil)
 	if err := d.load(); err != nil {
 		return err
 	}
+	t.setState(Running, nil)
+	s.emit(t, EventStarted, "", nil)
 	if d.rec.State == recFinishing {
 		if done, err := d.finishInterrupted(); done || err != nil {
 			return err

@@ -1,0 +1,507 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/durl-dev/durl"
+	"github.com/spf13/cobra"
+)
+
+// defaultJobs is the default of -j. Four downloads at once keep one slow
+// server from holding up a whole list, without hammering a server the way
+// dozens of connections would; a single URL is unaffected.
+const defaultJobs = 4
+
+// defaultRetries is the default of --retries: 0, no count, so a download
+// keeps retrying (waits grow from 1 s to 60 s) for up to 2 hours without
+// progress: a laptop can sleep for an hour, or lose its network, and the
+// download still finishes when it wakes. A download that never got any
+// answer (a wrong host name) still fails after 3 attempts.
+const defaultRetries = 0
+
+// getOptions are the flags of durl get.
+type getOptions struct {
+	output    string   // -o
+	dir       string   // -d
+	inputFile string   // -i
+	jobs      int      // -j
+	headers   []string // -H
+	checksum  string   // --checksum
+	limitRate string   // --limit-rate
+	retries   int      // --retries
+	cacert    string   // --cacert
+	proxy     string   // --proxy
+	noSync    bool     // --no-sync
+	quiet     bool     // -q
+	json      bool     // --json
+}
+
+// getCmd builds durl get.
+func (a *app) getCmd() *cobra.Command {
+	o := &getOptions{}
+	cmd := &cobra.Command{
+		Use:   "get [flags] URL [URL...]",
+		Short: "Download files; run the same command again to continue after any interruption",
+		Long: "Download each URL. If the download is interrupted (Ctrl-C, kill -9, power loss,\n" +
+			"network failure), run the same command again: it continues where it stopped,\n" +
+			"and starts over only if the remote file changed.\n\n" +
+			"Without -o, each file is saved in the current folder (or -d DIR) under the name\n" +
+			"the server gives (Content-Disposition), else the last part of the URL.\n" +
+			"With several URLs, the exit code is that of the first one that failed, in the\n" +
+			"order given.",
+		Example: "  durl get https://example.com/big.iso\n" +
+			"  durl get -o disk.img https://example.com/download?id=7\n" +
+			"  durl get -d ~/Downloads -j 2 -i urls.txt\n" +
+			"  durl get --checksum sha256:9f86d08... https://example.com/file.tar.gz",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a.ran = true
+			if a.getHook != nil {
+				return a.getHook(o, args)
+			}
+			return a.runGet(cmd.Context(), o, args)
+		},
+	}
+	f := cmd.Flags()
+	f.SortFlags = false
+	f.StringVarP(&o.output, "output", "o", "", "save to `FILE` (one URL only)")
+	f.StringVarP(&o.dir, "dir", "d", "", "save in folder `DIR`, created if needed (default: the current folder)")
+	f.StringVarP(&o.inputFile, "input-file", "i", "", "read URLs from `FILE`, one per line; '#' starts a comment; '-' reads stdin")
+	f.IntVarP(&o.jobs, "jobs", "j", defaultJobs, "download `N` files at once")
+	f.StringArrayVarP(&o.headers, "header", "H", nil, "send the header `'Name: value'` (repeatable)")
+	f.StringVar(&o.checksum, "checksum", "", "verify the file against `ALGO:HEX` (sha256, sha512, sha1 or md5; one URL only)")
+	f.StringVar(&o.limitRate, "limit-rate", "", "limit the total speed to `RATE` bytes per second, such as 10M (K, M, G: powers of 1024)")
+	f.IntVar(&o.retries, "retries", defaultRetries, "give up after `N` failed attempts in a row (0: keep trying for 2 hours without progress)")
+	f.StringVar(&o.cacert, "cacert", "", "also trust the CA certificates in PEM `FILE`")
+	f.StringVar(&o.proxy, "proxy", "", "use the proxy `URL` (default: $HTTPS_PROXY, $HTTP_PROXY, $NO_PROXY)")
+	f.BoolVar(&o.noSync, "no-sync", false, "never fsync: faster, but a power loss may corrupt the download (scratch data only)")
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "print nothing but errors")
+	f.BoolVar(&o.json, "json", false, "print every event as a JSON line on stdout")
+	return cmd
+}
+
+// runGet runs durl get.
+func (a *app) runGet(ctx context.Context, o *getOptions, args []string) error {
+	cwd, err := a.env.getwd()
+	if err != nil {
+		return fmt.Errorf("cannot find the current folder: %w", err)
+	}
+	reqs, err := o.requests(args, a.env.stdin, cwd)
+	if err != nil {
+		return err
+	}
+	stateDir, err := a.resolveStateDir()
+	if err != nil {
+		return err
+	}
+	opts, err := o.sessionOptions(stateDir)
+	if err != nil {
+		return err
+	}
+	if o.dir != "" {
+		dir := reqs[0].Dest
+		if !reqs[0].DestIsDir {
+			dir = filepath.Dir(dir)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return &durl.DiskError{Op: "create folder", Path: dir, Err: err}
+		}
+	}
+	r := newRenderer(o.outputMode(a.env.terminal), a.env.stdout, a.env.stderr)
+	opts.OnEvent = r.event
+	return download(ctx, opts, reqs, r)
+}
+
+// download runs reqs in one session, printing each failure as it happens.
+// It returns nil when every download completed; errInterrupted when ctx
+// was cancelled (by Ctrl-C or SIGTERM) before they all ended, after pausing
+// them; else an *exitStatus with the code of the first download, in input
+// order, that failed; or the error of opening or closing the session.
+func download(ctx context.Context, opts durl.Options, reqs []durl.Request, r renderer) error {
+	s, err := durl.Open(ctx, opts)
+	if err != nil {
+		r.finish()
+		if ctx.Err() != nil {
+			return errInterrupted
+		}
+		return err
+	}
+	var (
+		results     = make([]error, len(reqs))
+		tasks       = make([]*durl.Task, len(reqs))
+		interrupted atomic.Bool
+		wg          sync.WaitGroup
+	)
+	for i, req := range reqs {
+		if ctx.Err() != nil {
+			break
+		}
+		t, err := s.Start(req)
+		if err != nil {
+			results[i] = &downloadError{URL: req.URL, Err: err}
+			r.errorLine(describe(results[i]))
+			continue
+		}
+		tasks[i] = t
+		wg.Go(func() {
+			err := t.Wait(context.Background())
+			results[i] = err
+			if err != nil && !(interrupted.Load() && errors.Is(err, durl.ErrPaused)) {
+				r.errorLine(describe(err))
+			}
+		})
+	}
+	allDone := make(chan struct{})
+	go func() { wg.Wait(); close(allDone) }()
+	select {
+	case <-allDone:
+	case <-ctx.Done():
+	}
+	if ctx.Err() != nil {
+		interrupted.Store(true)
+		pauseAll(tasks)
+		<-allDone
+	}
+	closeErr := s.Close() // delivers the last events
+	r.finish()
+	if interrupted.Load() && unfinished(tasks, results) {
+		return errInterrupted
+	}
+	for _, err := range results {
+		if err != nil {
+			return &exitStatus{code: exitCode(err)}
+		}
+	}
+	if closeErr != nil && !errors.Is(closeErr, durl.ErrSessionClosed) {
+		return closeErr
+	}
+	return nil
+}
+
+// unfinished reports whether a request was never started or was paused.
+func unfinished(tasks []*durl.Task, results []error) bool {
+	for i, t := range tasks {
+		if t == nil && results[i] == nil || errors.Is(results[i], durl.ErrPaused) {
+			return true
+		}
+	}
+	return false
+}
+
+// pauseAll pauses the tasks, at once, so that each makes a durable
+// checkpoint. Tasks that already ended refuse; that is fine.
+func pauseAll(tasks []*durl.Task) {
+	var wg sync.WaitGroup
+	for _, t := range tasks {
+		if t != nil {
+			wg.Go(func() { t.Pause() })
+		}
+	}
+	wg.Wait()
+}
+
+// outputMode chooses how progress is shown.
+func (o *getOptions) outputMode(terminal bool) outputMode {
+	switch {
+	case o.json:
+		return outputJSON
+	case o.quiet:
+		return outputQuiet
+	case terminal:
+		return outputBars
+	}
+	return outputLines
+}
+
+// requests checks the flags and arguments and returns the downloads to run,
+// with absolute destinations so that running the same command again from
+// the same folder continues them. Errors are *usageError.
+func (o *getOptions) requests(args []string, stdin io.Reader, cwd string) ([]durl.Request, error) {
+	urls := append([]string(nil), args...)
+	if o.inputFile != "" {
+		listed, err := readURLList(o.inputFile, stdin)
+		if err != nil {
+			return nil, err
+		}
+		urls = append(urls, listed...)
+	}
+	urls = dedupe(urls)
+	switch {
+	case len(urls) == 0:
+		return nil, usageErrorf("no URL given")
+	case o.output != "" && len(urls) > 1:
+		return nil, usageErrorf("-o names one file but %d URLs were given; use -d DIR for several", len(urls))
+	case o.checksum != "" && len(urls) > 1:
+		return nil, usageErrorf("--checksum applies to one URL but %d URLs were given", len(urls))
+	case o.jobs < 1:
+		return nil, usageErrorf("-j must be at least 1")
+	case o.retries < 0:
+		return nil, usageErrorf("--retries must be 0 or more")
+	}
+	for _, u := range urls {
+		if err := checkURL(u); err != nil {
+			return nil, err
+		}
+	}
+	header, err := parseHeaders(o.headers)
+	if err != nil {
+		return nil, err
+	}
+	checksum, err := parseChecksum(o.checksum)
+	if err != nil {
+		return nil, err
+	}
+	dest, isDir, err := o.destination(cwd)
+	if err != nil {
+		return nil, err
+	}
+	reqs := make([]durl.Request, len(urls))
+	for i, u := range urls {
+		reqs[i] = durl.Request{URL: u, Dest: dest, DestIsDir: isDir, Header: header.Clone(), Checksum: checksum}
+	}
+	return reqs, nil
+}
+
+// destination resolves -o and -d against cwd: -o FILE saves to FILE (inside
+// -d DIR when FILE is relative and -d is given); otherwise the files go into
+// -d DIR, else cwd, named by the library.
+func (o *getOptions) destination(cwd string) (dest string, isDir bool, err error) {
+	dir := cwd
+	if o.dir != "" {
+		dir = o.dir
+		if !filepath.IsAbs(dir) {
+			dir = filepath.Join(cwd, dir)
+		}
+	}
+	dir = filepath.Clean(dir)
+	if o.output == "" {
+		return dir, true, nil
+	}
+	if strings.HasSuffix(o.output, "/") || strings.HasSuffix(o.output, string(filepath.Separator)) {
+		return "", false, usageErrorf("-o %s names a folder; use -d %s to save into it", o.output, o.output)
+	}
+	file := o.output
+	if !filepath.IsAbs(file) {
+		file = filepath.Join(dir, file)
+	}
+	file = filepath.Clean(file)
+	if fi, err := os.Stat(file); err == nil && fi.IsDir() {
+		return "", false, usageErrorf("-o %s is a folder; use -d %s to save into it", o.output, o.output)
+	}
+	return file, false, nil
+}
+
+// readURLList reads the URLs of an -i file ("-" is stdin): one per line,
+// blank lines and lines starting with '#' skipped, surrounding spaces
+// ignored.
+func readURLList(name string, stdin io.Reader) ([]string, error) {
+	var r io.Reader = stdin
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, usageErrorf("cannot read the URL list: %v", unwrapPathError(err))
+		}
+		defer f.Close()
+		r = f
+	}
+	return parseURLList(r, name)
+}
+
+// parseURLList parses a URL list from r; name is used in error messages.
+func parseURLList(r io.Reader, name string) ([]string, error) {
+	if name == "-" {
+		name = "stdin"
+	}
+	var urls []string
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if n == 1 {
+			line = strings.TrimSpace(strings.TrimPrefix(line, "\ufeff")) // a UTF-8 byte order mark
+		}
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if err := checkURL(line); err != nil {
+			return nil, usageErrorf("%s, line %d: %v", name, n, err)
+		}
+		urls = append(urls, line)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, usageErrorf("cannot read the URL list %s: %v", name, err)
+	}
+	return urls, nil
+}
+
+// checkURL reports whether raw is an absolute http or https URL.
+func checkURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return usageErrorf("%q is not a valid URL", raw)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return usageErrorf("%q is not an http or https URL", raw)
+	}
+	if u.Host == "" {
+		return usageErrorf("%q has no host", raw)
+	}
+	return nil
+}
+
+// dedupe removes repeated URLs, keeping the first of each: they would all
+// save to the same file.
+func dedupe(urls []string) []string {
+	seen := make(map[string]bool, len(urls))
+	out := urls[:0]
+	for _, u := range urls {
+		if !seen[u] {
+			seen[u] = true
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// parseHeaders parses -H values of the form "Name: value".
+func parseHeaders(values []string) (http.Header, error) {
+	if len(values) == 0 {
+		return nil, nil
+	}
+	h := make(http.Header)
+	for _, v := range values {
+		name, value, ok := strings.Cut(v, ":")
+		name = strings.TrimSpace(name)
+		if !ok || !validHeaderName(name) {
+			return nil, usageErrorf("-H %q: want 'Name: value'", v)
+		}
+		value = strings.TrimSpace(value)
+		if strings.ContainsAny(value, "\r\n\x00") {
+			return nil, usageErrorf("-H %q: the value holds a line break", name)
+		}
+		h.Add(name, value)
+	}
+	return h, nil
+}
+
+// validHeaderName reports whether s is an HTTP token (RFC 9110 §5.6.2).
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// checksumLengths are the hex lengths of the digests --checksum accepts.
+var checksumLengths = map[string]int{"sha256": 64, "sha512": 128, "sha1": 40, "md5": 32}
+
+// parseChecksum checks a --checksum value and returns it normalised to
+// lower case ("" when empty).
+func parseChecksum(s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	algo, hex, ok := strings.Cut(strings.ToLower(strings.TrimSpace(s)), ":")
+	want, known := checksumLengths[algo]
+	switch {
+	case !ok || !known:
+		return "", usageErrorf("--checksum %q: want ALGO:HEX with ALGO sha256, sha512, sha1 or md5", s)
+	case len(hex) != want || strings.Trim(hex, "0123456789abcdef") != "":
+		return "", usageErrorf("--checksum %q: a %s digest is %d hex digits", s, algo, want)
+	}
+	return algo + ":" + hex, nil
+}
+
+// sessionOptions returns the session's options for these flags.
+func (o *getOptions) sessionOptions(stateDir string) (durl.Options, error) {
+	opts := durl.Options{
+		StateDir:  stateDir,
+		Recovery:  durl.ReportInterrupted,
+		MaxActive: o.jobs,
+		Retry:     durl.RetryPolicy{MaxAttempts: o.retries},
+		NoSync:    o.noSync,
+	}
+	if o.limitRate != "" {
+		rate, err := parseByteSize(o.limitRate)
+		if err != nil {
+			return opts, usageErrorf("--limit-rate: %v", err)
+		}
+		opts.RateLimit = rate
+	}
+	client, err := o.httpClient()
+	if err != nil {
+		return opts, err
+	}
+	opts.Client = client
+	return opts, nil
+}
+
+// httpClient returns the client for --cacert and --proxy, or nil for the
+// library's default (which takes the proxy from the environment).
+func (o *getOptions) httpClient() (*http.Client, error) {
+	if o.cacert == "" && o.proxy == "" {
+		return nil, nil
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if o.proxy != "" {
+		u, err := url.Parse(o.proxy)
+		if err != nil || u.Host == "" || !strings.Contains(o.proxy, "://") {
+			return nil, usageErrorf("--proxy %q: want a URL such as http://proxy.example:3128", o.proxy)
+		}
+		tr.Proxy = http.ProxyURL(u)
+	}
+	if o.cacert != "" {
+		pem, err := os.ReadFile(o.cacert)
+		if err != nil {
+			return nil, usageErrorf("--cacert: %v", unwrapPathError(err))
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, usageErrorf("--cacert %s: no PEM certificate found", o.cacert)
+		}
+		tr.TLSClientConfig = tr.TLSClientConfig.Clone()
+		if tr.TLSClientConfig == nil {
+			tr.TLSClientConfig = new(tls.Config)
+		}
+		tr.TLSClientConfig.RootCAs = pool
+	}
+	return &http.Client{Transport: tr}, nil
+}
+
+// unwrapPathError turns "open FILE: no such file or directory" into
+// "FILE: no such file or directory": the operation is clear from context.
+func unwrapPathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", pe.Path, pe.Err)
+	}
+	return err
+}
