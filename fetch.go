@@ -113,7 +113,7 @@ func (t *Task) run(ctx context.Context) error {
 	if err := d.load(); err != nil {
 		return err
 	}
-	t.setState(Running, nil)
+	t.setState(Running)
 	s.emit(t, EventStarted, "", nil)
 	if d.rec.State == recFinishing {
 		if done, err := d.finishInterrupted(); done || err != nil {

@@ -155,7 +155,7 @@ func (t *Task) Resume() error {
 	t.elsewhere = false
 	t.mu.Unlock()
 	if rec.State == recCompleted {
-		t.setState(Completed, nil)
+		t.setState(Completed)
 		return ErrNotResumable
 	}
 	return t.start()
@@ -183,7 +183,7 @@ func (t *Task) Cancel() error {
 			return &DiskError{Op: "remove", Path: p, Err: err}
 		}
 	}
-	t.setState(Cancelled, nil)
+	t.setState(Cancelled)
 	t.s.forget(t)
 	t.s.emit(t, EventCancelled, "", nil)
 	return nil
@@ -231,7 +231,7 @@ func (t *Task) start() error {
 	t.err = nil
 	t.resume = nil
 	t.mu.Unlock()
-	t.setState(Queued, nil)
+	t.setState(Queued)
 	go func() {
 		defer s.wg.Done()
 		err := t.run(ctx)
@@ -300,7 +300,7 @@ func (t *Task) finish(ctx context.Context, err error) {
 	t.err = taskErr
 	t.cancel = nil
 	t.mu.Unlock()
-	t.setState(state, nil)
+	t.setState(state)
 	if state != Cancelled {
 		t.s.emit(t, kind, "", err)
 	}
@@ -310,14 +310,14 @@ func (t *Task) finish(ctx context.Context, err error) {
 }
 
 // setState is the one place a task's state changes.
-func (t *Task) setState(to State, _ error) {
+func (t *Task) setState(to State) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.state = to
 }
 
-// emitProgress sends a progress event if the interval has passed since the
-// last one, and updates the rate.
+// noteProgress records the bytes written and sends a progress event if the
+// interval has passed since the last one, updating the rate.
 func (t *Task) noteProgress(written int64, now time.Time, last *progressMark) {
 	t.mu.Lock()
 	t.written = written
