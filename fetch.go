@@ -28,9 +28,10 @@ import (
 )
 
 const (
-	// bufferSize is how much is read before each write and progress
-	// record: at most this much is lost per connection when the process
-	// is killed (D5).
+	// bufferSize is the most one read takes before it is written and
+	// recorded: at most this much is lost per connection when the process
+	// is killed (D5). What a read returns is written at once, so nothing
+	// received waits for the buffer to fill.
 	bufferSize = 128 << 10
 	// overlapSize is how much already-written data is fetched again and
 	// compared when the remote has no validator (D2).
@@ -576,7 +577,7 @@ func (d *download) copyLoop(ctx context.Context, body io.Reader, off int64, cp *
 	defer bufPool.Put(buf)
 	total := d.prog.Total
 	for {
-		n, rerr := fill(body, *buf)
+		n, rerr := body.Read(*buf)
 		if n > 0 {
 			if total >= 0 && off+int64(n) > total {
 				return &retryableError{err: errors.New("durl: the server sent more bytes than the file has")}
@@ -755,20 +756,6 @@ func (d *download) close() {
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, bufferSize); return &b }}
-
-// fill reads into buf until it is full or the reader fails; a partly
-// filled buffer is returned with the reader's error.
-func fill(r io.Reader, buf []byte) (int, error) {
-	n := 0
-	for n < len(buf) {
-		m, err := r.Read(buf[n:])
-		n += m
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
-}
 
 // stallReader pushes the stall deadline back whenever data arrives.
 type stallReader struct {
