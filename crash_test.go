@@ -38,6 +38,14 @@ func runOn(t *testing.T, fsys vfs.FS, boot [16]byte, srv *durltest.Server) error
 		return err
 	}
 	defer s.Close()
+	// A task found in flight was resumed by Open (and may even have
+	// completed already): wait for it rather than start a new one.
+	if tasks := s.Tasks(); len(tasks) > 0 {
+		task := tasks[len(tasks)-1]
+		if err := wait(t, task); err != nil || task.State() == Completed {
+			return err
+		}
+	}
 	task, err := s.Start(Request{URL: srv.FileURL(), Dest: crashDest})
 	if err != nil {
 		return err

@@ -74,6 +74,11 @@ type Options struct {
 	// means no limit.
 	RateLimit int64
 
+	// KeepCompleted is how long the records of completed tasks are kept
+	// in the state folder (listed by Tasks) before Open removes them.
+	// Default 7 days.
+	KeepCompleted time.Duration
+
 	// AllowedDirs, if not empty, are the only folders downloads may be
 	// written to (after resolving symbolic links).
 	AllowedDirs []string
@@ -117,6 +122,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Retry.MaxDelay <= 0 {
 		o.Retry.MaxDelay = time.Minute
+	}
+	if o.KeepCompleted <= 0 {
+		o.KeepCompleted = 7 * 24 * time.Hour
 	}
 	if o.UserAgent == "" {
 		o.UserAgent = "durl/" + Version

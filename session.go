@@ -139,6 +139,10 @@ func (s *Session) recover(ctx context.Context) error {
 	}
 	sort.Slice(recs, func(i, j int) bool { return recs[i].Created.Before(recs[j].Created) })
 	for _, rec := range recs {
+		if rec.State == recCompleted && time.Since(rec.Updated) > s.opts.KeepCompleted {
+			s.removeTaskFiles(rec.ID)
+			continue
+		}
 		t := newTask(s, rec)
 		switch rec.State {
 		case recCompleted:
@@ -233,17 +237,10 @@ func (s *Session) Start(req Request) (*Task, error) {
 		}
 	}
 	if existing != nil {
-		err := existing.Resume()
-		if err == nil || errors.Is(err, ErrLocked) || errors.Is(err, errAlreadyRunning) {
-			if errors.Is(err, errAlreadyRunning) {
-				err = nil
-			}
-			if err != nil {
-				return nil, err
-			}
+		switch err := existing.Resume(); {
+		case err == nil, errors.Is(err, errAlreadyRunning):
 			return existing, nil
-		}
-		if !errors.Is(err, ErrNotResumable) {
+		case !errors.Is(err, ErrNotResumable):
 			return nil, err
 		}
 	}
@@ -377,6 +374,17 @@ func (s *Session) Interrupted() []*Task {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]*Task(nil), s.interrupted...)
+}
+
+// removeTaskFiles removes a task's files from the state folder, the record
+// last.
+func (s *Session) removeTaskFiles(id string) error {
+	for _, p := range []string{s.progressPath(id), s.lockPath(id), s.recordPath(id)} {
+		if err := s.fs.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return &DiskError{Op: "remove", Path: p, Err: err}
+		}
+	}
+	return nil
 }
 
 func (s *Session) forget(t *Task) {

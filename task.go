@@ -178,10 +178,8 @@ func (t *Task) Cancel() error {
 			return &DiskError{Op: "remove partial file", Path: partialPath(rec.Path), Err: err}
 		}
 	}
-	for _, p := range []string{t.s.progressPath(t.id), t.s.recordPath(t.id), t.s.lockPath(t.id)} {
-		if err := t.s.fs.Remove(p); err != nil && !os.IsNotExist(err) {
-			return &DiskError{Op: "remove", Path: p, Err: err}
-		}
+	if err := t.s.removeTaskFiles(t.id); err != nil {
+		return err
 	}
 	t.setState(Cancelled)
 	t.s.forget(t)

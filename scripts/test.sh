@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test of durl: formatting, vet, all Go tests (the race detector
-# on, the nginx interop tests included; they install nginx with apt-get
-# when it is missing), and a smoke run of the benchmark suite.
+# Runs every test of durl: formatting, vet, a smoke run of the benchmark
+# suite (which installs nginx, curl, wget and aria2 with apt-get when they
+# are missing), then all Go tests with the race detector, the nginx interop
+# tests included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,5 +13,5 @@ if [ -n "$unformatted" ]; then
   exit 1
 fi
 go vet ./...
+bench/run --quick --require-durl --out -
 go test -race -count=1 -timeout 8m ./...
-bench/run --quick

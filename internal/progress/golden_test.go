@@ -12,7 +12,7 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 // goldenRecord is the record stored in testdata/record-v1.bin. Every
 // format version keeps its golden file, so old state keeps opening.
 var goldenRecord = Record{Seq: 7, Generation: 2, BootID: [16]byte{1, 2, 3}, Durable: true, Total: 1000,
-	Segments: []Segment{{Start: 0, End: 600, Written: 300}, {Start: 600, End: 1000, Written: 50}},
+	Segments:   []Segment{{Start: 0, End: 600, Written: 300}, {Start: 600, End: 1000, Written: 50}},
 	HashOffset: 300, HashState: []byte("hash-state")}
 
 func TestGoldenV1(t *testing.T) {
