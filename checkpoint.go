@@ -2,6 +2,7 @@ package durl
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -17,21 +18,20 @@ type checkpointer struct {
 	mu  sync.Mutex
 	err error
 
-	// owned by the copy loop
-	kickedAt int64
+	kickedAt atomic.Int64 // written bytes at the last kick
 }
 
 func startCheckpointer(d *download) *checkpointer {
-	cp := &checkpointer{d: d, kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
-		kickedAt: d.written()}
+	cp := &checkpointer{d: d, kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+	cp.kickedAt.Store(d.written())
 	go cp.loop()
 	return cp
 }
 
-// wrote tells the checkpointer the copy loop reached off.
-func (cp *checkpointer) wrote(off int64) {
-	if off-cp.kickedAt >= writebackStep {
-		cp.kickedAt = off
+// wrote tells the checkpointer how many bytes are written now. Any
+// connection may call it.
+func (cp *checkpointer) wrote(written int64) {
+	if last := cp.kickedAt.Load(); written-last >= writebackStep && cp.kickedAt.CompareAndSwap(last, written) {
 		select {
 		case cp.kick <- struct{}{}:
 		default:
@@ -72,8 +72,10 @@ func (cp *checkpointer) loop() {
 		case <-cp.kick:
 		}
 		now := cp.d.written()
-		if now-writtenBack >= writebackStep {
-			cp.d.part.StartWriteback(writtenBack, now-writtenBack)
+		if now-writtenBack >= writebackStep && cp.d.part != nil {
+			// With several connections the written bytes are spread over
+			// the file: ask for the whole file; the kernel skips clean pages.
+			cp.d.part.StartWriteback(0, 0)
 			writtenBack = now
 		}
 		if time.Since(last) < opts.CheckpointInterval && now-durable < opts.CheckpointBytes {
@@ -92,6 +94,9 @@ func (cp *checkpointer) loop() {
 // checkpoint syncs the data and then records, durably, what the sync
 // covered.
 func (d *download) checkpoint() error {
+	if d.part == nil {
+		return nil // nothing written yet
+	}
 	d.mu.Lock()
 	snap := d.snapshotLocked()
 	d.mu.Unlock()

@@ -23,7 +23,6 @@ import (
 
 	"github.com/durl-dev/durl/internal/httpx"
 	"github.com/durl-dev/durl/internal/progress"
-	"github.com/durl-dev/durl/internal/retry"
 	"github.com/durl-dev/durl/internal/vfs"
 )
 
@@ -64,20 +63,28 @@ type retryableError struct {
 func (e *retryableError) Error() string { return e.err.Error() }
 func (e *retryableError) Unwrap() error { return e.err }
 
-// download is the state of one run of a task.
+// download is the state of one run of a task. Its connections (workers)
+// share it: mu guards what they change.
 type download struct {
 	t    *Task
 	s    *Session
-	rec  taskRecord // working copy of the task record
 	pf   *progress.File
 	part vfs.File // the partial file, locked
 	lock vfs.File // the task's lock in the state folder
 
-	mu   sync.Mutex      // guards prog and hash while copying
-	prog progress.Record // what is on disk (in the page cache)
-	hash hash.Hash       // over the written prefix; nil without a checksum
-	sum  httpx.Checksum  // what hash must end as
+	saveMu sync.Mutex // serialises saves of rec
+	mu     sync.Mutex
+	rec    taskRecord      // working copy of the task record
+	prog   progress.Record // what is on disk (in the page cache)
+	owned  []bool          // owned[i]: a connection is writing segment i
+	hash   hash.Hash       // over bytes [0, hashedTo); nil without a checksum
+	sum    httpx.Checksum  // what hash must end as
+	hashed int64
+	buf    []byte // for reading back what other connections wrote, to hash it
 
+	conns       int         // connections this run may use
+	spawn       func(n int) // starts up to n more connections in this round
+	cp          *checkpointer
 	restarts    int
 	useOriginal bool // the final URL failed: go back to the original
 	answered    bool // some server answered this run
@@ -97,7 +104,7 @@ func (t *Task) run(ctx context.Context) error {
 		}
 	}
 	t.mu.Lock()
-	d := &download{t: t, s: s, rec: t.rec}
+	d := &download{t: t, s: s, rec: t.rec, conns: connections(t.rec)}
 	t.mu.Unlock()
 	defer d.close()
 	if d.rec.Request.RateLimit > 0 {
@@ -130,58 +137,6 @@ func (t *Task) run(ctx context.Context) error {
 	return d.transfer(ctx)
 }
 
-// transfer makes attempts until the file is complete, retrying what is
-// worth retrying.
-func (d *download) transfer(ctx context.Context) error {
-	pol := d.s.opts.Retry
-	bo := retry.Backoff{Base: pol.BaseDelay, Max: pol.MaxDelay}
-	failures := 0
-	lastProgress := time.Now()
-	for {
-		if d.prog.Total >= 0 && d.prog.Prefix() == d.prog.Total && d.rec.Generation > 0 {
-			return d.finalize() // every byte is here already
-		}
-		before := d.written()
-		err := d.attempt(ctx)
-		if err == nil {
-			return d.finalize()
-		}
-		if ctx.Err() != nil {
-			return context.Cause(ctx)
-		}
-		if errors.Is(err, errRestart) {
-			continue
-		}
-		var re *retryableError
-		if !errors.As(err, &re) {
-			return err
-		}
-		if d.written() > before {
-			failures, lastProgress = 0, time.Now()
-			bo.Reset()
-		}
-		failures++
-		switch {
-		case !d.answered && d.rec.Generation == 0 && failures >= firstContactAttempts,
-			pol.MaxAttempts > 0 && failures >= pol.MaxAttempts,
-			time.Since(lastProgress) > pol.MaxWait:
-			return re.err
-		}
-		wait := time.Duration(0)
-		if !re.now {
-			wait = bo.Next(re.retryAfter)
-		}
-		d.s.emit(d.t, EventRetrying, fmt.Sprintf("attempt %d failed; retrying in %s", failures, wait.Round(time.Millisecond)), re.err)
-		timer := time.NewTimer(wait)
-		select {
-		case <-timer.C:
-		case <-ctx.Done():
-			timer.Stop()
-			return context.Cause(ctx)
-		}
-	}
-}
-
 // load reads the task's progress and opens its partial file.
 func (d *download) load() error {
 	s := d.s
@@ -201,21 +156,27 @@ func (d *download) load() error {
 	} else if sums := httpx.ParseReprDigest(d.rec.ReprDigest); len(sums) > 0 {
 		d.sum = sums[0]
 	}
-	if d.rec.Path == "" || d.rec.State == recFinishing {
-		return nil
+	if d.rec.Path != "" && d.rec.State != recFinishing {
+		if err := d.openPartial(); err != nil {
+			return err
+		}
+		info, err := d.part.Stat()
+		if err != nil {
+			return &DiskError{Op: "stat", Path: d.part.Name(), Err: err}
+		}
+		if info.Size() < d.prog.Prefix() {
+			// Only possible if syncing was off and the machine crashed: the
+			// record is ahead of the data. Never trust it.
+			d.prog.Segments = nil
+		}
 	}
-	if err := d.openPartial(); err != nil {
-		return err
+	if len(d.prog.Segments) == 0 {
+		d.prog.Segments = []progress.Segment{{Start: 0, End: d.prog.Total}}
+		if d.multi() {
+			d.prog.Segments = progress.Split(d.prog.Total, d.conns, minSegment)
+		}
 	}
-	info, err := d.part.Stat()
-	if err != nil {
-		return &DiskError{Op: "stat", Path: d.part.Name(), Err: err}
-	}
-	if info.Size() < d.prog.Prefix() {
-		// Only possible if syncing was off and the machine crashed: the
-		// record is ahead of the data. Never trust it.
-		d.prog.Segments = nil
-	}
+	d.owned = make([]bool, len(d.prog.Segments))
 	if err := d.loadHash(); err != nil {
 		return err
 	}
@@ -223,22 +184,58 @@ func (d *download) load() error {
 	return nil
 }
 
-// loadHash restores the hash of the written prefix from the progress
-// record, or rehashes the prefix from the file when the record has none.
+// loadHash restores the hash from the progress record and catches it up
+// with the written prefix, rehashing from zero when the record has none.
 func (d *download) loadHash() error {
-	if d.sum.Algorithm == "" {
+	if d.sum.Algorithm == "" || d.part == nil {
 		return nil
 	}
-	d.hash = d.sum.New()
-	prefix := d.prog.Prefix()
-	if d.prog.HashOffset == prefix && len(d.prog.HashState) > 0 {
+	d.hash, d.hashed = d.sum.New(), 0
+	if d.prog.HashOffset <= d.prog.Prefix() && len(d.prog.HashState) > 0 {
 		if u, ok := d.hash.(encoding.BinaryUnmarshaler); ok && u.UnmarshalBinary(d.prog.HashState) == nil {
-			return nil
+			d.hashed = d.prog.HashOffset
+		} else {
+			d.hash = d.sum.New()
 		}
-		d.hash = d.sum.New()
 	}
-	if _, err := io.Copy(d.hash, io.NewSectionReader(d.part, 0, prefix)); err != nil {
-		return &DiskError{Op: "read", Path: d.part.Name(), Err: err}
+	return d.catchUpHashLocked()
+}
+
+// hashChunkLocked feeds the hash with a chunk just written at off, if it
+// continues the hashed prefix, then catches up with the written prefix.
+// d.mu is held.
+func (d *download) hashChunkLocked(chunk []byte, off int64) error {
+	if d.hash == nil {
+		return nil
+	}
+	if off == d.hashed {
+		d.hash.Write(chunk)
+		d.hashed += int64(len(chunk))
+	}
+	return d.catchUpHashLocked()
+}
+
+// catchUpHashLocked hashes, from the file, the written prefix beyond what
+// was hashed: bytes other connections wrote. With one connection it reads
+// nothing. d.mu is held.
+func (d *download) catchUpHashLocked() error {
+	if d.hash == nil {
+		return nil
+	}
+	prefix := d.prog.Prefix()
+	if d.hashed >= prefix {
+		return nil
+	}
+	if d.buf == nil {
+		d.buf = make([]byte, bufferSize)
+	}
+	for d.hashed < prefix {
+		n := min(int64(len(d.buf)), prefix-d.hashed)
+		if _, err := d.part.ReadAt(d.buf[:n], d.hashed); err != nil {
+			return diskError("read", d.part.Name(), err)
+		}
+		d.hash.Write(d.buf[:n])
+		d.hashed += n
 	}
 	return nil
 }
@@ -284,184 +281,21 @@ func lockError(err error, path string) error {
 	return diskError("lock", path, err)
 }
 
-// attempt makes one request and copies its body.
-func (d *download) attempt(ctx context.Context) error {
-	actx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	stall := time.AfterFunc(d.s.opts.StallTimeout, func() { cancel(errStalled) })
-	defer stall.Stop()
+// restartError asks the coordinator to stop every connection and start the
+// download over from zero.
+type restartError struct{ reason string }
 
-	off := d.prog.Prefix()
-	target, usingFinal := d.rec.Request.URL, false
-	if d.rec.FinalURL != "" && !d.useOriginal {
-		target, usingFinal = d.rec.FinalURL, true
-	}
-	req, err := http.NewRequestWithContext(actx, http.MethodGet, target, nil)
-	if err != nil {
-		return fmt.Errorf("durl: bad URL %q: %w", target, err)
-	}
-	for name, values := range d.rec.Request.Header {
-		req.Header[http.CanonicalHeaderKey(name)] = values
-	}
-	if req.Header.Get("User-Agent") == "" {
-		req.Header.Set("User-Agent", d.s.opts.UserAgent)
-	}
-	// Identity only: a compressed answer would count bytes of another
-	// representation than a ranged one (golang/go#8923).
-	req.Header.Set("Accept-Encoding", "identity")
-	var overlap int64
-	if off > 0 {
-		if v := d.validator(); v != "" {
-			req.Header.Set("Range", httpx.FormatRange(off, -1))
-			req.Header.Set("If-Range", v)
-		} else {
-			overlap = min(off, overlapSize)
-			req.Header.Set("Range", httpx.FormatRange(off-overlap, -1))
-		}
-	}
-	resp, err := d.s.client.Do(req)
-	if err != nil {
-		if usingFinal {
-			d.useOriginal = true
-		}
-		return classifyNetError(err, actx)
-	}
-	defer resp.Body.Close()
-	d.answered = true
-	body := &stallReader{r: resp.Body, timer: stall, d: d.s.opts.StallTimeout}
-	if final := resp.Request.URL.String(); final != d.rec.FinalURL && final != d.rec.Request.URL {
-		d.rec.FinalURL = final
-	}
+func (e *restartError) Error() string { return "restart: " + e.reason }
 
-	switch resp.StatusCode {
-	case http.StatusOK:
-		reason := ""
-		if off > 0 {
-			reason = d.why200(resp)
-		}
-		if err := d.adopt(resp, reason); err != nil {
-			return err
-		}
-		return d.copy(actx, body, 0)
-
-	case http.StatusPartialContent:
-		if off == 0 {
-			return &retryableError{err: errors.New("durl: the server sent part of the file when the whole was asked for")}
-		}
-		cr, err := httpx.ParseContentRange(resp.Header.Get("Content-Range"))
-		if err != nil {
-			return &retryableError{err: fmt.Errorf("durl: the server's 206 answer has a bad Content-Range: %w", err)}
-		}
-		if reason := d.changed206(resp, cr); reason != "" {
-			return d.restart(reason)
-		}
-		first := off - overlap
-		if cr.First > first {
-			return d.restart(fmt.Sprintf("the server answered from byte %d when byte %d was asked for", cr.First, first))
-		}
-		if skip := first - cr.First; skip > 0 {
-			if _, err := io.CopyN(io.Discard, body, skip); err != nil {
-				return classifyNetError(err, actx)
-			}
-		}
-		if overlap > 0 {
-			same, err := d.overlapMatches(body, first, overlap)
-			if err != nil {
-				return classifyNetError(err, actx)
-			}
-			if !same {
-				return d.restart("the remote file changed: the bytes already downloaded no longer match (the server gives no validator)")
-			}
-		}
-		if err := d.save(); err != nil { // FinalURL may have changed
-			return err
-		}
-		return d.copy(actx, body, off)
-
-	case http.StatusRequestedRangeNotSatisfiable:
-		cr, err := httpx.ParseContentRange(resp.Header.Get("Content-Range"))
-		etag, _ := httpx.StrongETag(resp.Header.Get("ETag"))
-		if err == nil && d.prog.Total >= 0 && cr.Complete == d.prog.Total && off == d.prog.Total &&
-			(etag == "" || d.rec.ETag == "" || etag == d.rec.ETag) {
-			return nil // every byte is here already
-		}
-		return d.restart("the server says the requested range is past the end: the remote file shrank or changed")
-	}
-
-	serr := &StatusError{StatusCode: resp.StatusCode, Status: resp.Status}
-	if usingFinal && resp.StatusCode >= 400 && !serr.Temporary() {
-		// A signed or temporary redirect target expired: go back to the
-		// URL that was asked for.
-		d.useOriginal = true
-		return &retryableError{err: serr, now: true}
-	}
-	if serr.Temporary() {
-		wait, _ := httpx.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
-		return &retryableError{err: serr, retryAfter: wait}
-	}
-	return serr
-}
-
-// validator is the If-Range value that makes a resume conditional, or ""
-// when the remote has no safe validator.
-func (d *download) validator() string {
-	if d.rec.ETag != "" {
-		return d.rec.ETag
-	}
-	return d.rec.LastModified
-}
-
-// why200 explains a 200 answer to a ranged request.
-func (d *download) why200(resp *http.Response) string {
-	etag, _ := httpx.StrongETag(resp.Header.Get("ETag"))
-	switch {
-	case d.rec.ETag != "" && etag != d.rec.ETag:
-		return "the remote file changed (its ETag is different)"
-	case d.rec.ETag == "" && d.rec.LastModified != "" && resp.Header.Get("Last-Modified") != d.rec.LastModified:
-		return "the remote file changed (its Last-Modified date is different)"
-	case resp.ContentLength >= 0 && d.rec.Total >= 0 && resp.ContentLength != d.rec.Total:
-		return "the remote file changed (its size is different)"
-	}
-	return "the server does not resume downloads (it ignored the range request)"
-}
-
-// changed206 says why a 206 answer shows the remote changed, or "".
-func (d *download) changed206(resp *http.Response, cr httpx.ContentRange) string {
-	if cr.Complete >= 0 && d.prog.Total >= 0 && cr.Complete != d.prog.Total {
-		return fmt.Sprintf("the remote file's size changed from %d to %d bytes", d.prog.Total, cr.Complete)
-	}
-	if etag, ok := httpx.StrongETag(resp.Header.Get("ETag")); ok && d.rec.ETag != "" && etag != d.rec.ETag {
-		return "the remote file changed (its ETag is different)"
-	}
-	if resp.ContentLength >= 0 && resp.ContentLength != cr.Last-cr.First+1 {
-		return "the server's Content-Length and Content-Range disagree"
-	}
-	return ""
-}
-
-// overlapMatches reads n bytes from body and compares them with the file
-// at off.
-func (d *download) overlapMatches(body io.Reader, off, n int64) (bool, error) {
-	got := make([]byte, n)
-	if _, err := io.ReadFull(body, got); err != nil {
-		return false, err
-	}
-	have := make([]byte, n)
-	if _, err := d.part.ReadAt(have, off); err != nil {
-		return false, diskError("read", d.part.Name(), err)
-	}
-	return bytes.Equal(got, have), nil
-}
-
-// restart makes the next attempt start from zero.
+// restart starts the download over from zero, once every connection has
+// stopped.
 func (d *download) restart(reason string) error {
 	if err := d.countRestart(reason); err != nil {
 		return err
 	}
-	if err := d.reset(d.rec.Total, d.rec.ETag, d.rec.LastModified, d.rec.ReprDigest); err != nil {
-		return err
-	}
-	return errRestart
+	// Forget what was known of the remote: the next request asks for the
+	// whole file and learns it again.
+	return d.reset(-1, "", "", "", false)
 }
 
 func (d *download) countRestart(reason string) error {
@@ -473,10 +307,10 @@ func (d *download) countRestart(reason string) error {
 	return nil
 }
 
-// adopt takes a 200 answer as the start of a new download of the whole
-// file: it learns its size, validator and name, and empties the partial
-// file.
-func (d *download) adopt(resp *http.Response, reason string) error {
+// adopt takes a 200 answer, or the 206 answer to a first range, as the
+// start of a new download of the whole file of total bytes: it learns its
+// validator and name, empties the partial file and plans the parts.
+func (d *download) adopt(resp *http.Response, reason string, total int64) error {
 	if reason != "" {
 		if err := d.countRestart(reason); err != nil {
 			return err
@@ -497,19 +331,23 @@ func (d *download) adopt(resp *http.Response, reason string) error {
 			lastMod = resp.Header.Get("Last-Modified")
 		}
 	}
-	total := resp.ContentLength
 	if resp.Header.Get("Content-Encoding") != "" && resp.Header.Get("Content-Encoding") != "identity" {
 		total = -1 // Go's transport may have decoded it; trust only what arrives
 	}
-	return d.reset(total, etag, lastMod, resp.Header.Get("Repr-Digest"))
+	ranges := resp.Header.Get("Accept-Ranges") == "bytes" || resp.StatusCode == http.StatusPartialContent
+	return d.reset(total, etag, lastMod, resp.Header.Get("Repr-Digest"), ranges)
 }
 
 // reset starts the download over with a new generation: the record first
 // (so older progress records are ignored), then the partial file, then a
-// fresh progress record.
-func (d *download) reset(total int64, etag, lastMod, reprDigest string) error {
+// fresh progress record with the file split among the connections. The
+// caller is the only connection running.
+func (d *download) reset(total int64, etag, lastMod, reprDigest string, ranges bool) error {
+	d.mu.Lock()
 	d.rec.Generation++
 	d.rec.Total, d.rec.ETag, d.rec.LastModified, d.rec.ReprDigest = total, etag, lastMod, reprDigest
+	d.rec.AcceptRanges = ranges
+	d.mu.Unlock()
 	if err := d.save(); err != nil {
 		return err
 	}
@@ -524,19 +362,20 @@ func (d *download) reset(total int64, etag, lastMod, reprDigest string) error {
 			return diskError("reserve space for", d.part.Name(), err)
 		}
 	}
-	end := total
-	if total < 0 {
-		end = -1
+	segs := []progress.Segment{{Start: 0, End: total}}
+	if d.multi() {
+		segs = progress.Split(total, d.conns, minSegment)
 	}
 	d.mu.Lock()
-	d.prog = progress.Record{Generation: d.rec.Generation, Total: total, Segments: []progress.Segment{{Start: 0, End: end}}}
+	d.prog = progress.Record{Generation: d.rec.Generation, Total: total, Segments: segs}
+	d.owned = make([]bool, len(segs))
 	if d.rec.Request.Checksum == "" {
 		d.sum = httpx.Checksum{}
 		if sums := httpx.ParseReprDigest(reprDigest); len(sums) > 0 {
 			d.sum = sums[0]
 		}
 	}
-	d.hash = nil
+	d.hash, d.hashed = nil, 0
 	if d.sum.Algorithm != "" {
 		d.hash = d.sum.New()
 	}
@@ -549,86 +388,28 @@ func (d *download) reset(total int64, etag, lastMod, reprDigest string) error {
 	return nil
 }
 
+// multi reports whether the file may be fetched over several connections:
+// the server honours ranges, the resume has a strong validator, and the
+// file is large enough to gain from it.
+func (d *download) multi() bool {
+	return d.conns > 1 && d.rec.AcceptRanges && (d.rec.ETag != "" || d.rec.LastModified != "") &&
+		d.rec.Total >= 2*minSegment
+}
+
 // save writes the working record and shares it with the Task.
 func (d *download) save() error {
-	if err := d.s.saveRecord(&d.rec); err != nil {
+	d.saveMu.Lock()
+	defer d.saveMu.Unlock()
+	d.mu.Lock()
+	rec := d.rec
+	d.mu.Unlock()
+	if err := d.s.saveRecord(&rec); err != nil {
 		return err
 	}
 	d.t.mu.Lock()
-	d.t.rec = d.rec
+	d.t.rec = rec
 	d.t.mu.Unlock()
 	return nil
-}
-
-// copy writes body to the partial file from off, recording progress after
-// every write, while a checkpointer makes it durable beside the transfer.
-func (d *download) copy(ctx context.Context, body io.Reader, off int64) error {
-	cp := startCheckpointer(d)
-	err := d.copyLoop(ctx, body, off, cp)
-	cerr := cp.stop()
-	if err == nil {
-		err = cerr
-	}
-	return err
-}
-
-func (d *download) copyLoop(ctx context.Context, body io.Reader, off int64, cp *checkpointer) error {
-	buf := bufPool.Get().(*[]byte)
-	defer bufPool.Put(buf)
-	total := d.prog.Total
-	for {
-		n, rerr := body.Read(*buf)
-		if n > 0 {
-			if total >= 0 && off+int64(n) > total {
-				return &retryableError{err: errors.New("durl: the server sent more bytes than the file has")}
-			}
-			if _, err := d.part.WriteAt((*buf)[:n], off); err != nil {
-				return diskError("write", d.part.Name(), err)
-			}
-			d.mu.Lock()
-			d.prog.Segments[0].Written += int64(n)
-			if d.hash != nil {
-				d.hash.Write((*buf)[:n])
-			}
-			snap := d.snapshotLocked()
-			d.mu.Unlock()
-			if err := d.pf.WriteVolatile(snap); err != nil {
-				return diskError("write progress", d.s.progressPath(d.rec.ID), err)
-			}
-			off += int64(n)
-			d.t.noteProgress(off, time.Now(), &d.mark)
-			cp.wrote(off)
-			if err := d.wait(ctx, n); err != nil {
-				return err
-			}
-		}
-		if err := cp.failed(); err != nil {
-			return err
-		}
-		if rerr == io.EOF {
-			if total >= 0 && off < total {
-				return &retryableError{err: fmt.Errorf("durl: the connection ended after %d of %d bytes", off, total)}
-			}
-			if total < 0 {
-				return d.learnTotal(off)
-			}
-			return nil
-		}
-		if rerr != nil {
-			return classifyNetError(rerr, ctx)
-		}
-	}
-}
-
-// learnTotal records the size of a file whose size was unknown until its
-// end.
-func (d *download) learnTotal(n int64) error {
-	d.mu.Lock()
-	d.prog.Total = n
-	d.prog.Segments[0].End = n
-	d.mu.Unlock()
-	d.rec.Total = n
-	return d.save()
 }
 
 // wait applies the rate limits.
@@ -649,7 +430,7 @@ func (d *download) snapshotLocked() progress.Record {
 	if d.hash != nil {
 		if m, ok := d.hash.(encoding.BinaryMarshaler); ok {
 			if st, err := m.MarshalBinary(); err == nil {
-				r.HashOffset, r.HashState = d.prog.Prefix(), st
+				r.HashOffset, r.HashState = d.hashed, st
 			}
 		}
 	}
@@ -673,8 +454,8 @@ func (d *download) setWritten() {
 // verify, sync, mark finishing, rename, sync the folder, mark completed.
 func (d *download) finalize() error {
 	if d.hash != nil {
-		if d.prog.HashOffset != d.prog.Total && d.prog.Prefix() != d.prog.Total {
-			return fmt.Errorf("durl: internal error: hashed %d of %d bytes", d.prog.Prefix(), d.prog.Total)
+		if d.hashed != d.prog.Total {
+			return fmt.Errorf("durl: internal error: hashed %d of %d bytes", d.hashed, d.prog.Total)
 		}
 		if got := d.hash.Sum(nil); !bytes.Equal(got, d.sum.Sum) {
 			return d.keepAside(got)
@@ -724,7 +505,7 @@ func (d *download) finishInterrupted() (done bool, err error) {
 	if err := d.openPartial(); err != nil {
 		return false, err
 	}
-	return false, d.reset(d.rec.Total, d.rec.ETag, d.rec.LastModified, d.rec.ReprDigest)
+	return false, d.reset(d.rec.Total, d.rec.ETag, d.rec.LastModified, d.rec.ReprDigest, d.rec.AcceptRanges)
 }
 
 // keepAside moves a file that failed its checksum out of the way.

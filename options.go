@@ -50,6 +50,10 @@ type Options struct {
 	// Queued. Zero means no limit.
 	MaxActive int
 
+	// MaxConnsPerHost caps the connections to one host across all tasks.
+	// Default 16.
+	MaxConnsPerHost int
+
 	// Retry says how failed attempts are retried.
 	Retry RetryPolicy
 
@@ -122,6 +126,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Retry.MaxDelay <= 0 {
 		o.Retry.MaxDelay = time.Minute
+	}
+	if o.MaxConnsPerHost <= 0 {
+		o.MaxConnsPerHost = 16
 	}
 	if o.KeepCompleted <= 0 {
 		o.KeepCompleted = 7 * 24 * time.Hour

@@ -39,6 +39,8 @@ type taskRecord struct {
 	// strong Last-Modified date. Both empty: no safe validator.
 	ETag         string `json:"etag,omitempty"`
 	LastModified string `json:"last_modified,omitempty"`
+	// AcceptRanges: the server said it honours byte ranges.
+	AcceptRanges bool `json:"accept_ranges,omitempty"`
 	// ReprDigest is the server's RFC 9530 digest of the file, if it sent one.
 	ReprDigest string `json:"repr_digest,omitempty"`
 	// Total is the file's size, -1 when unknown.
@@ -58,11 +60,13 @@ type storedRequest struct {
 	Header    http.Header `json:"header,omitempty"`
 	Checksum  string      `json:"checksum,omitempty"`
 	RateLimit int64       `json:"rate_limit,omitempty"`
+	// Connections: 0 automatic, else at most this many.
+	Connections int `json:"connections,omitempty"`
 }
 
 func (r storedRequest) request() Request {
 	return Request{URL: r.URL, Dest: r.Dest, DestIsDir: r.DestIsDir, Header: r.Header.Clone(),
-		Checksum: r.Checksum, RateLimit: r.RateLimit}
+		Checksum: r.Checksum, RateLimit: r.RateLimit, Connections: r.Connections}
 }
 
 func (r storedRequest) sameTarget(q Request) bool {

@@ -18,4 +18,9 @@ type Request struct {
 	Checksum string
 	// RateLimit caps this task's bytes per second. Zero means no limit.
 	RateLimit int64
+	// Connections is how many connections may fetch parts of the file at
+	// once. Zero is automatic: several when the server honours ranges with
+	// a strong validator and the file is large, one otherwise. More than
+	// one is used only under those same conditions.
+	Connections int
 }

@@ -37,6 +37,9 @@ type Session struct {
 	slots    chan struct{} // nil: no MaxActive
 	events   *dispatcher
 
+	hostMu sync.Mutex
+	hosts  map[string]chan struct{} // connections per host, at most MaxConnsPerHost
+
 	mu          sync.Mutex
 	tasks       map[string]*Task
 	order       []*Task
@@ -249,7 +252,7 @@ func (s *Session) Start(req Request) (*Task, error) {
 		ID:    newID(),
 		State: recActive,
 		Request: storedRequest{URL: req.URL, Dest: req.Dest, DestIsDir: req.DestIsDir,
-			Header: req.Header, Checksum: req.Checksum, RateLimit: req.RateLimit},
+			Header: req.Header, Checksum: req.Checksum, RateLimit: req.RateLimit, Connections: req.Connections},
 		Total:   -1,
 		Created: now,
 	}
@@ -396,6 +399,28 @@ func (s *Session) forget(t *Task) {
 			s.order = append(s.order[:i:i], s.order[i+1:]...)
 			break
 		}
+	}
+}
+
+// hostSlot waits for a free connection to host, under
+// Options.MaxConnsPerHost across all the session's tasks, and returns the
+// function that frees it.
+func (s *Session) hostSlot(ctx context.Context, host string) (func(), error) {
+	s.hostMu.Lock()
+	if s.hosts == nil {
+		s.hosts = map[string]chan struct{}{}
+	}
+	slots, ok := s.hosts[host]
+	if !ok {
+		slots = make(chan struct{}, s.opts.MaxConnsPerHost)
+		s.hosts[host] = slots
+	}
+	s.hostMu.Unlock()
+	select {
+	case slots <- struct{}{}:
+		return func() { <-slots }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 }
 

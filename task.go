@@ -318,7 +318,7 @@ func (t *Task) setState(to State) {
 // interval has passed since the last one, updating the rate.
 func (t *Task) noteProgress(written int64, now time.Time, last *progressMark) {
 	t.mu.Lock()
-	t.written = written
+	t.written = max(t.written, written)
 	dt := now.Sub(last.at)
 	due := dt >= t.s.opts.ProgressInterval
 	if due {
@@ -328,10 +328,10 @@ func (t *Task) noteProgress(written int64, now time.Time, last *progressMark) {
 		} else {
 			t.rate = 0.7*t.rate + 0.3*inst
 		}
+		*last = progressMark{at: now, written: written}
 	}
 	t.mu.Unlock()
 	if due {
-		*last = progressMark{at: now, written: written}
 		t.s.emit(t, EventProgress, "", nil)
 	}
 }

@@ -22,14 +22,14 @@ const MaxSegments = maxSegments
 // Steal picks work for an idle connection. It returns the index of a
 // segment that is neither done nor owned; failing that, it splits the owned
 // segment with the most bytes left in two, shortening it, and returns the
-// index of the new second half (appended to segs). The split leaves the
+// index of the new second half (a segment of unknown end is never split) (appended to segs). The split leaves the
 // current owner at least minSize bytes, so the bytes it is writing now stay
 // its own: every byte is written by exactly one connection. It returns -1
 // when there is nothing worth taking. owned[i] says whether segment i has a
 // connection; the caller appends to owned when a segment is added.
 func Steal(segs []Segment, owned []bool, minSize int64) ([]Segment, int) {
 	for i, s := range segs {
-		if !s.Done() && !owned[i] && s.End >= 0 {
+		if !s.Done() && !owned[i] {
 			return segs, i
 		}
 	}

@@ -1,0 +1,156 @@
+package durl
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/durl-dev/durl/durltest"
+	"github.com/durl-dev/durl/internal/vfs/memfs"
+)
+
+// Several connections fetch bounded, conditional ranges of one
+// representation and assemble the right file, over HTTP/1.1 and HTTP/2.
+func TestSegmentedDownload(t *testing.T) {
+	for _, proto := range []string{"HTTP/1.1", "HTTP/2.0"} {
+		t.Run(proto, func(t *testing.T) {
+			const size = 24*mib + 7
+			opts := []durltest.Option{durltest.WithContent(21, size)}
+			if proto == "HTTP/2.0" {
+				opts = append(opts, durltest.WithHTTP2())
+			}
+			srv := durltest.NewServer(opts...)
+			defer srv.Close()
+			s, _, dir := testSession(t, srv, Options{})
+			dest := filepath.Join(dir, "f")
+			good := durltest.Digest(21, size)
+			task, err := s.Start(Request{URL: srv.FileURL(), Dest: dest, Connections: 4, Checksum: "sha256:" + hexString(good[:])})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := wait(t, task); err != nil {
+				t.Fatal(err)
+			}
+			checkFile(t, dest, 21, size)
+			ranged := 0
+			for _, r := range srv.Requests() {
+				if r.Range == "" {
+					continue
+				}
+				ranged++
+				if r.IfRange == "" && r.Range == "bytes=0-4194303" {
+					continue // the first request, which learns the validator
+				}
+				if r.IfRange != srv.ETag() || r.Status != 206 || !strings.Contains(r.Range, "-") || strings.HasSuffix(r.Range, "-") {
+					t.Errorf("ranged request %q If-Range %q status %d: want a bounded, conditional range", r.Range, r.IfRange, r.Status)
+				}
+			}
+			if ranged < 3 {
+				t.Errorf("%d ranged requests, want at least 3 (4 connections)", ranged)
+			}
+			// Every request is bounded: nothing is sent twice.
+			if extra := srv.BytesSent() - size; extra > 0 {
+				t.Errorf("%d bytes sent beyond the file's size", extra)
+			}
+		})
+	}
+}
+
+// A connection that stalls gives up its part: the others take half of what
+// it has left, so all end together.
+func TestWorkStealingFromAStalledConnection(t *testing.T) {
+	const size = 32 * mib
+	srv := durltest.NewServer(durltest.WithContent(22, size), durltest.WithStall(1*mib, 3*time.Second, 1))
+	defer srv.Close()
+	s, _, dir := testSession(t, srv, Options{StallTimeout: 20 * time.Second})
+	dest := filepath.Join(dir, "f")
+	task, _ := s.Start(Request{URL: srv.FileURL(), Dest: dest, Connections: 2})
+	if err := wait(t, task); err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, dest, 22, size)
+	if n := len(srv.Requests()); n < 3 {
+		t.Errorf("%d requests: nothing was stolen from the stalled connection", n)
+	}
+}
+
+// The remote replaced while ranges are in flight: every connection stops,
+// the download starts over and ends with the new file.
+func TestSegmentedRemoteReplaced(t *testing.T) {
+	for _, size := range []int64{20 * mib, 24 * mib} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			srv := durltest.NewServer(durltest.WithContent(23, 20*mib), durltest.WithReplaceAtByte(6*mib, 24, size))
+			defer srv.Close()
+			s, log, dir := testSession(t, srv, Options{})
+			dest := filepath.Join(dir, "f")
+			task, _ := s.Start(Request{URL: srv.FileURL(), Dest: dest, Connections: 4})
+			if err := wait(t, task); err != nil {
+				t.Fatal(err)
+			}
+			checkFile(t, dest, 24, size)
+			if log.count(EventRestarted) < 1 {
+				t.Error("no restart reported")
+			}
+		})
+	}
+}
+
+// A server that ignores Range on some requests only: those parts are
+// fetched again; the file is right.
+func TestRangesIgnoredSometimes(t *testing.T) {
+	const size = 20 * mib
+	srv := durltest.NewServer(durltest.WithContent(25, size),
+		durltest.WithRangesIgnoredFor(func(n int) bool { return n%3 == 0 }))
+	defer srv.Close()
+	s, _, dir := testSession(t, srv, Options{})
+	dest := filepath.Join(dir, "f")
+	task, _ := s.Start(Request{URL: srv.FileURL(), Dest: dest, Connections: 4})
+	if err := wait(t, task); err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, dest, 25, size)
+}
+
+// TestSegmentedCrash crashes a three-connection download at write k (every
+// 5th k), as a kill and as a power loss, and checks D1, D3 and D5 (at most
+// 256 KiB per connection downloaded again after a kill).
+func TestSegmentedCrash(t *testing.T) {
+	const size, conns = 9 * mib, 3
+	srv := durltest.NewServer(durltest.WithContent(11, size))
+	defer srv.Close()
+	req := Request{URL: srv.FileURL(), Dest: crashDest, Connections: conns}
+	clean := memfs.New()
+	if err := runRequestOn(t, clean, bootA, srv, req); err != nil {
+		t.Fatal(err)
+	}
+	for k := 3; k <= clean.Ops(); k += 5 {
+		mem := memfs.New()
+		mem.CrashAfter(k)
+		runRequestOn(t, mem, bootA, srv, req)
+		if !mem.Crashed() {
+			continue
+		}
+		for _, mode := range []memfs.CrashMode{memfs.ProcessKill, memfs.PowerLoss} {
+			after := mem.Crash(mode)
+			boot := bootA
+			if mode == memfs.PowerLoss {
+				boot = bootB
+			}
+			checkDestination(t, after, size)
+			claimed := checkProgressTrue(t, after, boot)
+			before := len(srv.Requests())
+			if err := runRequestOn(t, after, boot, srv, req); err != nil {
+				t.Fatalf("k=%d %s: rerun: %v", k, mode, err)
+			}
+			checkDestination(t, after, size)
+			if _, err := after.ReadFile(crashDest); err != nil {
+				t.Fatalf("k=%d %s: no file after the rerun", k, mode)
+			}
+			if again := bodyBytesSince(srv, before) - (size - claimed); mode == memfs.ProcessKill && again > conns*256*kib {
+				t.Errorf("k=%d: after a kill, %d bytes downloaded again", k, again)
+			}
+		}
+	}
+}
