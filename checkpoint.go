@@ -4,6 +4,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/durl-dev/durl/internal/progress"
 )
 
 // checkpointer makes progress durable beside the transfer (D4): it syncs
@@ -46,11 +48,11 @@ func (cp *checkpointer) failed() error {
 	return cp.err
 }
 
-// stop ends the checkpointer and makes a last checkpoint.
-func (cp *checkpointer) stop() error {
+// stop ends the checkpointer and, if last is set, makes a last checkpoint.
+func (cp *checkpointer) stop(last bool) error {
 	close(cp.quit)
 	<-cp.done
-	if err := cp.failed(); err != nil {
+	if err := cp.failed(); err != nil || !last {
 		return err
 	}
 	return cp.d.checkpoint()
@@ -62,6 +64,7 @@ func (cp *checkpointer) loop() {
 	ticker := time.NewTicker(opts.CheckpointInterval)
 	defer ticker.Stop()
 	var writtenBack int64
+	flushed := map[int]int64{} // per segment: the end of what was handed to write-back
 	durable := cp.d.written()
 	last := time.Now()
 	for {
@@ -73,9 +76,7 @@ func (cp *checkpointer) loop() {
 		}
 		now := cp.d.written()
 		if now-writtenBack >= writebackStep && cp.d.part != nil {
-			// With several connections the written bytes are spread over
-			// the file: ask for the whole file; the kernel skips clean pages.
-			cp.d.part.StartWriteback(0, 0)
+			cp.startWriteback(flushed)
 			writtenBack = now
 		}
 		if time.Since(last) < opts.CheckpointInterval && now-durable < opts.CheckpointBytes {
@@ -88,6 +89,22 @@ func (cp *checkpointer) loop() {
 			return
 		}
 		durable, last = now, time.Now()
+	}
+}
+
+// startWriteback asks the OS to start writing back what each segment wrote
+// since the last call, so the syncs of checkpoints stay short.
+func (cp *checkpointer) startWriteback(flushed map[int]int64) {
+	d := cp.d
+	d.mu.Lock()
+	segs := append([]progress.Segment(nil), d.prog.Segments...)
+	d.mu.Unlock()
+	for i, s := range segs {
+		from := max(flushed[i], s.Start)
+		if to := s.Start + s.Written; to > from {
+			d.part.StartWriteback(from, to-from)
+			flushed[i] = to
+		}
 	}
 }
 

@@ -486,6 +486,7 @@ func (d *download) moveIntoPlace() error {
 		return err
 	}
 	d.s.fs.Remove(d.s.progressPath(d.rec.ID))
+	d.s.fs.Remove(d.s.lockPath(d.rec.ID))
 	return nil
 }
 
@@ -598,6 +599,7 @@ func httpClient(opts Options) *http.Client {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.DisableCompression = true
 		tr.ResponseHeaderTimeout = opts.StallTimeout
+		tr.MaxIdleConnsPerHost = opts.MaxConnsPerHost // reuse connections across many small files
 		c.Transport = tr
 	}
 	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {

@@ -122,7 +122,6 @@ func (s *Session) adoptResumeData(p resumePayload) (*Task, error) {
 	if existing, ok := s.tasks[rec.ID]; ok {
 		return existing, nil
 	}
-	s.tasks[rec.ID] = t
-	s.order = append(s.order, t)
+	s.add(t)
 	return t, nil
 }

@@ -42,6 +42,7 @@ type Session struct {
 
 	mu          sync.Mutex
 	tasks       map[string]*Task
+	byTarget    map[string]*Task // the latest task of each URL and destination
 	order       []*Task
 	interrupted []*Task
 	closed      bool
@@ -76,6 +77,7 @@ func open(ctx context.Context, opts Options, fsys vfs.FS, bootID [16]byte) (*Ses
 		tasksDir: filepath.Join(dir, "tasks"),
 		bootID:   bootID,
 		tasks:    map[string]*Task{},
+		byTarget: map[string]*Task{},
 		client:   httpClient(opts),
 	}
 	if opts.RateLimit > 0 {
@@ -168,8 +170,7 @@ func (s *Session) recover(ctx context.Context) error {
 				t.state = Paused // until run starts it
 			}
 		}
-		s.tasks[rec.ID] = t
-		s.order = append(s.order, t)
+		s.add(t)
 	}
 	for _, t := range s.order {
 		switch {
@@ -231,13 +232,10 @@ func (s *Session) Start(req Request) (*Task, error) {
 		s.mu.Unlock()
 		return nil, ErrSessionClosed
 	}
-	order := append([]*Task(nil), s.order...)
+	existing := s.byTarget[targetKey(req)]
 	s.mu.Unlock()
-	var existing *Task
-	for _, t := range order {
-		if t.continues(req) {
-			existing = t
-		}
+	if existing != nil && !existing.continues(req) {
+		existing = nil
 	}
 	if existing != nil {
 		switch err := existing.Resume(); {
@@ -265,8 +263,7 @@ func (s *Session) Start(req Request) (*Task, error) {
 	t := newTask(s, rec)
 	t.state = Queued
 	s.mu.Lock()
-	s.tasks[rec.ID] = t
-	s.order = append(s.order, t)
+	s.add(t)
 	s.mu.Unlock()
 	s.emit(t, EventAdded, "", nil)
 	if err := t.start(); err != nil {
@@ -390,10 +387,26 @@ func (s *Session) removeTaskFiles(id string) error {
 	return nil
 }
 
+// add registers a task. s.mu is held (or the session is not shared yet).
+func (s *Session) add(t *Task) {
+	s.tasks[t.id] = t
+	s.order = append(s.order, t)
+	s.byTarget[targetKey(t.rec.Request.request())] = t
+}
+
+// targetKey identifies what a request downloads, for Start to find an
+// unfinished task of the same download.
+func targetKey(r Request) string {
+	return fmt.Sprintf("%t\x00%s\x00%s", r.DestIsDir, r.Dest, r.URL)
+}
+
 func (s *Session) forget(t *Task) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.tasks, t.id)
+	if key := targetKey(t.rec.Request.request()); s.byTarget[key] == t {
+		delete(s.byTarget, key)
+	}
 	for i, o := range s.order {
 		if o == t {
 			s.order = append(s.order[:i:i], s.order[i+1:]...)

@@ -106,7 +106,8 @@ func (d *download) round(ctx context.Context) error {
 		start(1)
 	}
 	wg.Wait()
-	cerr := cp.stop()
+	// A complete file needs no last checkpoint: finalize syncs it next.
+	cerr := cp.stop(!d.complete())
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
 	}

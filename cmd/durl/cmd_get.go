@@ -38,6 +38,7 @@ type getOptions struct {
 	dir       string   // -d
 	inputFile string   // -i
 	jobs      int      // -j
+	conns     int      // -x
 	headers   []string // -H
 	checksum  string   // --checksum
 	limitRate string   // --limit-rate
@@ -80,6 +81,7 @@ func (a *app) getCmd() *cobra.Command {
 	f.StringVarP(&o.dir, "dir", "d", "", "save in folder `DIR`, created if needed (default: the current folder)")
 	f.StringVarP(&o.inputFile, "input-file", "i", "", "read URLs from `FILE`, one per line; '#' starts a comment; '-' reads stdin")
 	f.IntVarP(&o.jobs, "jobs", "j", defaultJobs, "download `N` files at once")
+	f.IntVarP(&o.conns, "connections", "x", 0, "use up to `N` connections per file (0: automatic, several for large files on servers that allow it)")
 	f.StringArrayVarP(&o.headers, "header", "H", nil, "send the header `'Name: value'` (repeatable)")
 	f.StringVar(&o.checksum, "checksum", "", "verify the file against `ALGO:HEX` (sha256, sha512, sha1 or md5; one URL only)")
 	f.StringVar(&o.limitRate, "limit-rate", "", "limit the total speed to `RATE` bytes per second, such as 10M (K, M, G: powers of 1024)")
@@ -145,22 +147,36 @@ func download(ctx context.Context, opts durl.Options, reqs []durl.Request, r ren
 	var (
 		results     = make([]error, len(reqs))
 		tasks       = make([]*durl.Task, len(reqs))
+		tasksMu     sync.Mutex
 		interrupted atomic.Bool
 		wg          sync.WaitGroup
+		starting    = make(chan struct{}, max(opts.MaxActive, 1))
 	)
+	// Start makes a durable record for each download: start up to -j at
+	// once rather than one after the other.
 	for i, req := range reqs {
+		select {
+		case starting <- struct{}{}:
+		case <-ctx.Done():
+		}
 		if ctx.Err() != nil {
 			break
 		}
-		t, err := s.Start(req)
-		if err != nil {
-			results[i] = &downloadError{URL: req.URL, Err: err}
-			r.errorLine(describe(results[i]))
-			continue
-		}
-		tasks[i] = t
 		wg.Go(func() {
-			err := t.Wait(context.Background())
+			t, err := s.Start(req)
+			<-starting
+			if err != nil {
+				results[i] = &downloadError{URL: req.URL, Err: err}
+				r.errorLine(describe(results[i]))
+				return
+			}
+			tasksMu.Lock()
+			tasks[i] = t
+			tasksMu.Unlock()
+			if ctx.Err() != nil {
+				t.Pause() // interrupted while starting: pause it like the others
+			}
+			err = t.Wait(context.Background())
 			results[i] = err
 			if err != nil && !(interrupted.Load() && errors.Is(err, durl.ErrPaused)) {
 				r.errorLine(describe(err))
@@ -175,7 +191,10 @@ func download(ctx context.Context, opts durl.Options, reqs []durl.Request, r ren
 	}
 	if ctx.Err() != nil {
 		interrupted.Store(true)
-		pauseAll(tasks)
+		tasksMu.Lock()
+		started := append([]*durl.Task(nil), tasks...)
+		tasksMu.Unlock()
+		pauseAll(started)
 		<-allDone
 	}
 	closeErr := s.Close() // delivers the last events
@@ -249,6 +268,8 @@ func (o *getOptions) requests(args []string, stdin io.Reader, cwd string) ([]dur
 		return nil, usageErrorf("-o names one file but %d URLs were given; use -d DIR for several", len(urls))
 	case o.checksum != "" && len(urls) > 1:
 		return nil, usageErrorf("--checksum applies to one URL but %d URLs were given", len(urls))
+	case o.conns < 0 || o.conns > 64:
+		return nil, usageErrorf("-x must be from 0 to 64")
 	case o.jobs < 1:
 		return nil, usageErrorf("-j must be at least 1")
 	case o.retries < 0:
@@ -273,7 +294,7 @@ func (o *getOptions) requests(args []string, stdin io.Reader, cwd string) ([]dur
 	}
 	reqs := make([]durl.Request, len(urls))
 	for i, u := range urls {
-		reqs[i] = durl.Request{URL: u, Dest: dest, DestIsDir: isDir, Header: header.Clone(), Checksum: checksum}
+		reqs[i] = durl.Request{URL: u, Dest: dest, DestIsDir: isDir, Header: header.Clone(), Checksum: checksum, Connections: o.conns}
 	}
 	return reqs, nil
 }
