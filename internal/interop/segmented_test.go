@@ -1,0 +1,266 @@
+package interop
+
+import (
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/durl-dev/durl/internal/progress"
+)
+
+// recordedWritten returns the bytes counted by the newest valid slot of the
+// progress record under state (tasks/*.progress), and whether there was
+// one. A slot torn by a concurrent write fails its CRC and is skipped.
+func recordedWritten(state string) (int64, bool) {
+	paths, _ := filepath.Glob(filepath.Join(state, "tasks", "*.progress"))
+	var best progress.Record
+	found := false
+	for _, path := range paths {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		for slot := 0; slot < 3; slot++ {
+			lo := slot * progress.SlotSize
+			if lo >= len(b) {
+				break
+			}
+			r, err := progress.Unmarshal(b[lo:min(lo+progress.SlotSize, len(b))])
+			if err == nil && (!found || r.Seq > best.Seq) {
+				best, found = r, true
+			}
+		}
+	}
+	return best.Written(), found
+}
+
+// killWhenWritten is killWhenGrown for a download with several connections,
+// whose partial file is preallocated (its size and blocks say nothing): it
+// watches the bytes counted by the progress record instead. It kills p
+// (SIGKILL, by PID) once the record counts more than target bytes and has
+// not changed for quiet, and returns what the record counts once p is dead.
+func killWhenWritten(t *testing.T, p *proc, state string, target int64, quiet time.Duration) int64 {
+	t.Helper()
+	deadline := time.Now().Add(growTimeout)
+	tick := time.NewTicker(pollEvery)
+	defer tick.Stop()
+	var last int64 = -1
+	var lastGrew time.Time
+	for {
+		if w, ok := recordedWritten(state); ok {
+			if w != last {
+				last, lastGrew = w, time.Now()
+			}
+			if last > target && time.Since(lastGrew) >= quiet {
+				break
+			}
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("%s ended (exit %d) before its record counted %d bytes (last %d):\n%s", p.name, p.code, target, last, p.output())
+		case <-tick.C:
+		}
+		if time.Now().After(deadline) {
+			p.kill()
+			t.Fatalf("the record did not pass %d bytes within %v (last %d):\n%s", target, growTimeout, last, p.output())
+		}
+	}
+	p.kill()
+	if p.code == 0 {
+		t.Fatalf("%s finished before it could be killed", p.name)
+	}
+	w, _ := recordedWritten(state)
+	return w
+}
+
+// span is a byte range [from, to).
+type span struct{ from, to int64 }
+
+// union sorts and merges spans.
+func union(ss []span) []span {
+	ss = slices.Clone(ss)
+	slices.SortFunc(ss, func(a, b span) int { return int(min(max(a.from-b.from, -1), 1)) })
+	var out []span
+	for _, s := range ss {
+		if s.to <= s.from {
+			continue
+		}
+		if n := len(out); n > 0 && s.from <= out[n-1].to {
+			out[n-1].to = max(out[n-1].to, s.to)
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// overlapBytes returns how many bytes two merged span lists share.
+func overlapBytes(a, b []span) int64 {
+	var n int64
+	for _, x := range a {
+		for _, y := range b {
+			if lo, hi := max(x.from, y.from), min(x.to, y.to); hi > lo {
+				n += hi - lo
+			}
+		}
+	}
+	return n
+}
+
+// sentSpans returns the bytes each response's body carried.
+func sentSpans(ts []transfer) []span {
+	var out []span
+	for _, x := range ts {
+		out = append(out, span{x.from, x.from + x.sent})
+	}
+	return out
+}
+
+// asked returns how many bytes a 206 response's "bytes=N-M" asked for
+// (to the end of a size-byte file when M is missing).
+func asked(rng string, size int64) int64 {
+	s, _ := strings.CutPrefix(strings.TrimSpace(rng), "bytes=")
+	a, b, _ := strings.Cut(s, "-")
+	first, _ := strconv.ParseInt(a, 10, 64)
+	last := size - 1
+	if b != "" {
+		last, _ = strconv.ParseInt(b, 10, 64)
+	}
+	return last - first + 1
+}
+
+func TestKill9Segmented(t *testing.T) {
+	const (
+		seed  = 0x5e6
+		size  = 64 << 20
+		conns = 4
+		kills = 3
+		gap   = 1 << 20
+		// 2 MiB/s per connection: nginx sends each new request's first
+		// second at once (see nginxtest), and every run opens 4, so at
+		// 8 MiB/s three runs would be little but bursts.
+		rate = "2m"
+		// As in TestKill9ResumeNginx: kill between nginx's bursts, when
+		// no connection has bytes in the socket buffers.
+		quiet = 2 * pollEvery
+	)
+	root := t.TempDir()
+	writeContent(t, filepath.Join(root, "seg.bin"), seed, size, time.Now().Add(-2*time.Hour))
+	srv := startNginx(t, root, rate)
+	const uri = "/throttled/seg.bin"
+	url := srv.URL + uri
+	r := rand.New(rand.NewPCG(killSeed, 3))
+	// In the first 3/4 of the file, so that no run ends before its kill.
+	targets := killTargets(r, kills, size*3/4, gap)
+	t.Logf("seed %d: kill targets %v", killSeed, targets)
+
+	dir := t.TempDir()
+	state, dest := filepath.Join(dir, "state"), filepath.Join(dir, "seg.bin")
+	get := func() *proc {
+		return start(t, dir, durlBin, "--state", state, "get", "-x", strconv.Itoa(conns), "-o", dest, url)
+	}
+	began := time.Now()
+	var recorded []int64 // what the progress record counted after each kill
+	var runEnds []int    // log entries for uri after each kill: where each run ends
+	var prev int64
+	for _, target := range targets {
+		p := get()
+		prev = killWhenWritten(t, p, state, max(target, prev+gap), quiet)
+		recorded = append(recorded, prev)
+		// Every aborted request is logged once nginx has closed it.
+		if err := srv.WaitIdle(5 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		runEnds = append(runEnds, len(nginxTransfers(t, srv, uri)))
+	}
+	if p := get(); p.wait() != 0 {
+		t.Fatalf("durl get -x %d exited %d (%v):\n%s", conns, p.code, p.err, p.output())
+	}
+	t.Logf("%d kills and the final run took %v; the record counted %v bytes after the kills", kills, time.Since(began).Round(time.Millisecond), recorded)
+	checkFile(t, dest, seed, size)
+	if _, err := os.Stat(dest + partSuffix); !os.IsNotExist(err) {
+		t.Errorf("partial file left behind: %v", err)
+	}
+
+	// Stopped, nginx has logged every request, aborted ones included.
+	if err := srv.Stop(); err != nil {
+		t.Log(err)
+	}
+	ts := nginxTransfers(t, srv, uri)
+	runs := make([][]transfer, 0, kills+1)
+	from := 0
+	for _, end := range append(runEnds, len(ts)) {
+		runs = append(runs, ts[from:end])
+		from = end
+	}
+
+	// Several connections, ranged and at once.
+	ranges := map[string]bool{}
+	n206 := 0
+	for _, x := range ts {
+		if x.status != 206 {
+			t.Errorf("a %d answer to Range %q: durl asked for the whole file", x.status, x.rng)
+			continue
+		}
+		n206++
+		ranges[x.rng] = true
+	}
+	// One kill cuts short every request in flight at that moment.
+	cut := 0
+	for _, x := range runs[0] {
+		if x.status == 206 && x.sent < asked(x.rng, size) {
+			cut++
+		}
+	}
+	t.Logf("%d responses (%d of them 206) over %d distinct ranges; runs of %v responses; the first kill cut %d requests short",
+		len(ts), n206, len(ranges), lens(runs), cut)
+	if n206 < conns || len(ranges) < conns {
+		t.Errorf("%d 206 answers over %d distinct ranges, want at least %d of each", n206, len(ranges), conns)
+	}
+	if cut < 3 {
+		t.Errorf("the first kill cut %d requests short, want at least 3 in flight at once: %+v", cut, runs[0])
+	}
+
+	// D5: at most 256 KiB per connection per kill.
+	var total int64
+	for _, x := range ts {
+		total += x.sent
+	}
+	extra := total - size
+	var resent, unrecorded []int64
+	before := int64(0)
+	for k := 0; k < kills; k++ {
+		var later []transfer
+		for _, run := range runs[k+1:] {
+			later = append(later, run...)
+		}
+		resent = append(resent, overlapBytes(union(sentSpans(runs[k])), union(sentSpans(later))))
+		var sent int64
+		for _, x := range runs[k] {
+			sent += x.sent
+		}
+		unrecorded = append(unrecorded, sent-(recorded[k]-before))
+		before = recorded[k]
+	}
+	t.Logf("%d body bytes sent for a %d-byte file: %s sent again over %d kills, %s per kill (%s per kill and connection)",
+		total, size, kib(extra), kills, kib(extra/kills), kib(extra/kills/conns))
+	t.Logf("per kill: sent again %s; sent but not counted by the record %s", kibs(resent), kibs(unrecorded))
+	if limit := int64(kills * conns * lossPerKill); extra > limit {
+		t.Errorf("%d kills with %d connections cost %s, more than %s (D5: at most 256 KiB per connection per kill)",
+			kills, conns, kib(extra), kib(limit))
+	}
+}
+
+// lens returns the length of each run.
+func lens(runs [][]transfer) []int {
+	var out []int
+	for _, r := range runs {
+		out = append(out, len(r))
+	}
+	return out
+}
