@@ -18,10 +18,11 @@ const (
 	EventCompleted                    // the file is at its destination
 	EventFailed                       // the task stopped with an error (Err)
 	EventCancelled                    // the task was cancelled and its data removed
+	EventWarning                      // something the user should know (Reason), e.g. a mirror was dropped
 )
 
 var eventNames = [...]string{"added", "started", "progress", "retrying", "restarted", "paused",
-	"interrupted", "recovered", "completed", "failed", "cancelled"}
+	"interrupted", "recovered", "completed", "failed", "cancelled", "warning"}
 
 // String returns the kind's lower-case name.
 func (k EventKind) String() string {

@@ -48,7 +48,6 @@ const (
 )
 
 var (
-	errRestart     = errors.New("restart from zero")
 	errStalled     = errors.New("durl: the connection stalled (no data received); reconnecting")
 	errBadRedirect = errors.New("durl: refusing the redirect")
 )
@@ -77,7 +76,7 @@ type download struct {
 	rec    taskRecord      // working copy of the task record
 	prog   progress.Record // what is on disk (in the page cache)
 	owned  []bool          // owned[i]: a connection is writing segment i
-	hash   hash.Hash       // over bytes [0, hashedTo); nil without a checksum
+	hash   hash.Hash       // over bytes [0, hashed); nil without a checksum
 	sum    httpx.Checksum  // what hash must end as
 	hashed int64
 	buf    []byte // for reading back what other connections wrote, to hash it
@@ -86,8 +85,11 @@ type download struct {
 	spawn       func(n int) // starts up to n more connections in this round
 	cp          *checkpointer
 	restarts    int
-	useOriginal bool // the final URL failed: go back to the original
-	answered    bool // some server answered this run
+	useOriginal bool        // the final URL failed: go back to the original
+	primaryDown bool        // the URL failed for good: only mirrors are used
+	nextSource  int         // round robin over the URL and its mirrors
+	failures    map[int]int // consecutive failures of each mirror
+	answered    bool        // some server answered this run
 	limiter     *rate.Limiter
 	mark        progressMark
 }
@@ -347,6 +349,9 @@ func (d *download) reset(total int64, etag, lastMod, reprDigest string, ranges b
 	d.rec.Generation++
 	d.rec.Total, d.rec.ETag, d.rec.LastModified, d.rec.ReprDigest = total, etag, lastMod, reprDigest
 	d.rec.AcceptRanges = ranges
+	for i := range d.rec.Mirrors { // verified against another version of the file
+		d.rec.Mirrors[i] = mirrorState{Dropped: d.rec.Mirrors[i].Dropped}
+	}
 	d.mu.Unlock()
 	if err := d.save(); err != nil {
 		return err

@@ -43,6 +43,8 @@ type taskRecord struct {
 	AcceptRanges bool `json:"accept_ranges,omitempty"`
 	// ReprDigest is the server's RFC 9530 digest of the file, if it sent one.
 	ReprDigest string `json:"repr_digest,omitempty"`
+	// Mirrors is what is known of each of Request.Mirrors, in order.
+	Mirrors []mirrorState `json:"mirrors,omitempty"`
 	// Total is the file's size, -1 when unknown.
 	Total int64 `json:"total"`
 	// Generation changes whenever the download starts over; progress
@@ -53,8 +55,20 @@ type taskRecord struct {
 	Updated    time.Time `json:"updated"`
 }
 
+// mirrorState is what a task knows of one mirror.
+type mirrorState struct {
+	// Verified: the mirror's size, digest and a sample of its bytes agreed
+	// with the file; its validator may then make resumes conditional.
+	Verified     bool   `json:"verified,omitempty"`
+	ETag         string `json:"etag,omitempty"`
+	LastModified string `json:"last_modified,omitempty"`
+	// Dropped says why the mirror is no longer used, "" while it is.
+	Dropped string `json:"dropped,omitempty"`
+}
+
 type storedRequest struct {
 	URL       string      `json:"url"`
+	Mirrors   []string    `json:"mirrors,omitempty"`
 	Dest      string      `json:"dest"`
 	DestIsDir bool        `json:"dest_is_dir,omitempty"`
 	Header    http.Header `json:"header,omitempty"`
@@ -65,7 +79,7 @@ type storedRequest struct {
 }
 
 func (r storedRequest) request() Request {
-	return Request{URL: r.URL, Dest: r.Dest, DestIsDir: r.DestIsDir, Header: r.Header.Clone(),
+	return Request{URL: r.URL, Mirrors: append([]string(nil), r.Mirrors...), Dest: r.Dest, DestIsDir: r.DestIsDir, Header: r.Header.Clone(),
 		Checksum: r.Checksum, RateLimit: r.RateLimit, Connections: r.Connections}
 }
 

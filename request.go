@@ -6,6 +6,12 @@ import "net/http"
 type Request struct {
 	// URL is the http or https URL to download.
 	URL string
+	// Mirrors are other URLs of the same file. Parts of the file are drawn
+	// from all of them; a mirror is used only after its size, its answer
+	// to a range durl already holds, and its digest (when both send one)
+	// agree with URL's; one that disagrees or fails for good is dropped
+	// with an EventWarning.
+	Mirrors []string
 	// Dest is the destination file, or the folder to put it in when
 	// DestIsDir is set (the name then comes from Content-Disposition,
 	// sanitised, else from the URL).

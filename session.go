@@ -250,7 +250,9 @@ func (s *Session) Start(req Request) (*Task, error) {
 		ID:    newID(),
 		State: recActive,
 		Request: storedRequest{URL: req.URL, Dest: req.Dest, DestIsDir: req.DestIsDir,
-			Header: req.Header, Checksum: req.Checksum, RateLimit: req.RateLimit, Connections: req.Connections},
+			Header: req.Header, Checksum: req.Checksum, RateLimit: req.RateLimit, Connections: req.Connections,
+			Mirrors: req.Mirrors},
+		Mirrors: make([]mirrorState, len(req.Mirrors)),
 		Total:   -1,
 		Created: now,
 	}
@@ -277,8 +279,10 @@ func (s *Session) checkRequest(req Request) (Request, error) {
 	if req.Dest == "" {
 		return req, errors.New("durl: the request has no destination")
 	}
-	if err := checkURL(req.URL); err != nil {
-		return req, err
+	for _, u := range append([]string{req.URL}, req.Mirrors...) {
+		if err := checkURL(u); err != nil {
+			return req, err
+		}
 	}
 	if req.Checksum != "" {
 		if _, err := parseChecksum(req.Checksum); err != nil {

@@ -32,6 +32,8 @@ func connections(rec taskRecord) int {
 	switch n := rec.Request.Connections; {
 	case n > 0:
 		return min(n, progress.MaxSegments)
+	case len(rec.Request.Mirrors) > 0:
+		return max(autoConnections, len(rec.Request.Mirrors)+1)
 	case rec.Total < 0 || rec.Total >= autoMinSize || rec.Generation == 0:
 		return autoConnections // decided for real once the size is known
 	}
@@ -205,6 +207,10 @@ func (d *download) attempt(ctx context.Context, idx int) error {
 	defer stall.Stop()
 
 	d.mu.Lock()
+	if src := d.pickSourceLocked(idx); src > 0 {
+		d.mu.Unlock()
+		return d.attemptMirror(actx, stall, idx, src-1)
+	}
 	seg := d.prog.Segments[idx]
 	single := !d.multi()
 	target, usingFinal := d.rec.Request.URL, false
@@ -215,19 +221,10 @@ func (d *download) attempt(ctx context.Context, idx int) error {
 	d.mu.Unlock()
 	pos := seg.Start + seg.Written
 
-	req, err := http.NewRequestWithContext(actx, http.MethodGet, target, nil)
+	req, err := d.newRequest(actx, target)
 	if err != nil {
-		return fmt.Errorf("durl: bad URL %q: %w", target, err)
+		return err
 	}
-	for name, values := range d.rec.Request.Header {
-		req.Header[http.CanonicalHeaderKey(name)] = values
-	}
-	if req.Header.Get("User-Agent") == "" {
-		req.Header.Set("User-Agent", d.s.opts.UserAgent)
-	}
-	// Identity only: a compressed answer would count bytes of another
-	// representation than a ranged one (golang/go#8923).
-	req.Header.Set("Accept-Encoding", "identity")
 	var overlap int64
 	ranged := pos > 0 || !single
 	// The first request of a download that may use several connections asks
@@ -354,6 +351,13 @@ func (d *download) attempt(ctx context.Context, idx int) error {
 	}
 
 	serr := &StatusError{StatusCode: resp.StatusCode, Status: resp.Status}
+	if !serr.Temporary() && !usingFinal && d.mirrorUsable() {
+		d.mu.Lock()
+		d.primaryDown = true
+		d.mu.Unlock()
+		d.s.emit(d.t, EventWarning, fmt.Sprintf("%s answered %s; going on with the mirrors", d.rec.Request.URL, resp.Status), nil)
+		return &retryableError{err: serr}
+	}
 	if usingFinal && resp.StatusCode >= 400 && !serr.Temporary() {
 		// A signed or temporary redirect target expired: go back to the
 		// URL that was asked for.
@@ -380,6 +384,24 @@ func (d *download) keep(idx int) int {
 		d.spawn(d.conns - 1)
 	}
 	return idx
+}
+
+// newRequest makes a GET of target with the task's headers, asking for the
+// identity encoding: a compressed answer would count bytes of another
+// representation than a ranged one (golang/go#8923).
+func (d *download) newRequest(ctx context.Context, target string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return nil, fmt.Errorf("durl: bad URL %q: %w", target, err)
+	}
+	for name, values := range d.rec.Request.Header {
+		req.Header[http.CanonicalHeaderKey(name)] = values
+	}
+	if req.Header.Get("User-Agent") == "" {
+		req.Header.Set("User-Agent", d.s.opts.UserAgent)
+	}
+	req.Header.Set("Accept-Encoding", "identity")
+	return req, nil
 }
 
 // validator is the If-Range value that makes a resume conditional, or ""

@@ -39,6 +39,7 @@ type getOptions struct {
 	inputFile string   // -i
 	jobs      int      // -j
 	conns     int      // -x
+	mirrors   []string // --mirror
 	headers   []string // -H
 	checksum  string   // --checksum
 	limitRate string   // --limit-rate
@@ -66,7 +67,8 @@ func (a *app) getCmd() *cobra.Command {
 		Example: "  durl get https://example.com/big.iso\n" +
 			"  durl get -o disk.img https://example.com/download?id=7\n" +
 			"  durl get -d ~/Downloads -j 2 -i urls.txt\n" +
-			"  durl get --checksum sha256:9f86d08... https://example.com/file.tar.gz",
+			"  durl get --checksum sha256:9f86d08... https://example.com/file.tar.gz\n" +
+			"  durl get -x 8 --mirror https://mirror.example.org/big.iso https://example.com/big.iso",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a.ran = true
 			if a.getHook != nil {
@@ -81,6 +83,7 @@ func (a *app) getCmd() *cobra.Command {
 	f.StringVarP(&o.dir, "dir", "d", "", "save in folder `DIR`, created if needed (default: the current folder)")
 	f.StringVarP(&o.inputFile, "input-file", "i", "", "read URLs from `FILE`, one per line; '#' starts a comment; '-' reads stdin")
 	f.IntVarP(&o.jobs, "jobs", "j", defaultJobs, "download `N` files at once")
+	f.StringArrayVar(&o.mirrors, "mirror", nil, "another `URL` of the same file; parts are fetched from all of them (repeatable; one URL only)")
 	f.IntVarP(&o.conns, "connections", "x", 0, "use up to `N` connections per file (0: automatic, several for large files on servers that allow it)")
 	f.StringArrayVarP(&o.headers, "header", "H", nil, "send the header `'Name: value'` (repeatable)")
 	f.StringVar(&o.checksum, "checksum", "", "verify the file against `ALGO:HEX` (sha256, sha512, sha1 or md5; one URL only)")
@@ -268,6 +271,8 @@ func (o *getOptions) requests(args []string, stdin io.Reader, cwd string) ([]dur
 		return nil, usageErrorf("-o names one file but %d URLs were given; use -d DIR for several", len(urls))
 	case o.checksum != "" && len(urls) > 1:
 		return nil, usageErrorf("--checksum applies to one URL but %d URLs were given", len(urls))
+	case len(o.mirrors) > 0 && len(urls) > 1:
+		return nil, usageErrorf("--mirror applies to one URL but %d URLs were given", len(urls))
 	case o.conns < 0 || o.conns > 64:
 		return nil, usageErrorf("-x must be from 0 to 64")
 	case o.jobs < 1:
@@ -275,7 +280,7 @@ func (o *getOptions) requests(args []string, stdin io.Reader, cwd string) ([]dur
 	case o.retries < 0:
 		return nil, usageErrorf("--retries must be 0 or more")
 	}
-	for _, u := range urls {
+	for _, u := range append(urls, o.mirrors...) {
 		if err := checkURL(u); err != nil {
 			return nil, err
 		}
@@ -294,7 +299,8 @@ func (o *getOptions) requests(args []string, stdin io.Reader, cwd string) ([]dur
 	}
 	reqs := make([]durl.Request, len(urls))
 	for i, u := range urls {
-		reqs[i] = durl.Request{URL: u, Dest: dest, DestIsDir: isDir, Header: header.Clone(), Checksum: checksum, Connections: o.conns}
+		reqs[i] = durl.Request{URL: u, Dest: dest, DestIsDir: isDir, Header: header.Clone(), Checksum: checksum, Connections: o.conns,
+			Mirrors: o.mirrors}
 	}
 	return reqs, nil
 }

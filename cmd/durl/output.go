@@ -208,6 +208,8 @@ func (v *taskView) line(ev durl.Event) string {
 			why = " (" + errText(ev.Err) + ")"
 		}
 		return "durl: " + u + ": retrying" + why
+	case durl.EventWarning:
+		return "durl: " + u + ": " + ev.Reason
 	case durl.EventCompleted:
 		return savedLine(ev, v)
 	}
