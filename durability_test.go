@@ -126,8 +126,8 @@ func TestDiskFullAndIOErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// An EIO on the third sync of the partial file, then a repaired disk.
-	faulty := errfs.Wrap(memfs.New(), errfs.FailOn(errfs.OpSync, PartialSuffix, syscall.EIO, 2))
+	// An EIO on the first sync of the partial file, then a repaired disk.
+	faulty := errfs.Wrap(memfs.New(), errfs.FailOn(errfs.OpSync, PartialSuffix, syscall.EIO, 0))
 	s2, err := open(context.Background(), crashOptions(srv), faulty, bootA)
 	if err != nil {
 		t.Fatal(err)

@@ -387,7 +387,9 @@ func (d *download) reset(total int64, etag, lastMod, reprDigest string, ranges b
 	snap := d.snapshotLocked()
 	d.mu.Unlock()
 	d.setWritten()
-	if err := d.pf.WriteDurable(snap); err != nil {
+	// Volatile is enough: the record's new generation already disowns the
+	// older progress records, and nothing is claimed yet.
+	if err := d.pf.WriteVolatile(snap); err != nil {
 		return diskError("write progress", d.s.progressPath(d.rec.ID), err)
 	}
 	return nil
@@ -491,7 +493,6 @@ func (d *download) moveIntoPlace() error {
 		return err
 	}
 	d.s.fs.Remove(d.s.progressPath(d.rec.ID))
-	d.s.fs.Remove(d.s.lockPath(d.rec.ID))
 	return nil
 }
 

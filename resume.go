@@ -111,10 +111,13 @@ func (s *Session) adoptResumeData(p resumePayload) (*Task, error) {
 	pr := progress.Record{Generation: rec.Generation, Total: rec.Total, Segments: p.Segments,
 		HashOffset: p.HashOffset, HashState: p.HashState}
 	pf, err := progress.Create(s.fs, s.progressPath(rec.ID), s.bootID, pr)
+	if err == nil {
+		err = pf.WriteDurable(pr)
+		pf.Close()
+	}
 	if err != nil {
 		return nil, &DiskError{Op: "write progress", Path: s.progressPath(rec.ID), Err: err}
 	}
-	pf.Close()
 	t := newTask(s, rec)
 	t.state = Paused
 	s.mu.Lock()

@@ -12,25 +12,27 @@ import (
 // File is an open record file. Its methods are safe for concurrent use.
 type File struct {
 	mu     sync.Mutex
+	fsys   vfs.FS
+	path   string
 	f      vfs.File
+	// nameNotDurable: the file was created and its folder not synced yet.
+	nameNotDurable bool
 	bootID [16]byte
 	seq    uint64
 	next   int // durable slot to write next: 1 or 2
 }
 
-// Create makes a new record file holding r as a durable checkpoint, syncing
-// the file and its folder.
+// Create makes a new record file holding r in the volatile slot, without
+// syncing anything: until the first durable checkpoint the file claims
+// nothing a power loss could make untrue, and that checkpoint also makes the
+// file's name durable.
 func Create(fsys vfs.FS, path string, bootID [16]byte, r Record) (*File, error) {
 	f, err := fsys.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	pf := &File{f: f, bootID: bootID, next: 1}
-	if err := pf.WriteDurable(r); err != nil {
-		f.Close()
-		return nil, err
-	}
-	if err := fsys.SyncDir(filepath.Dir(path)); err != nil {
+	pf := &File{f: f, fsys: fsys, path: path, bootID: bootID, next: 1, nameNotDurable: true}
+	if err := pf.WriteVolatile(r); err != nil {
 		f.Close()
 		return nil, err
 	}
@@ -69,7 +71,7 @@ func Open(fsys vfs.FS, path string, bootID [16]byte, gen uint64) (*File, Record,
 		f.Close()
 		return nil, Record{}, fmt.Errorf("%w in %s", ErrCorrupt, path)
 	}
-	pf := &File{f: f, bootID: bootID, seq: maxSeq, next: 1}
+	pf := &File{f: f, fsys: fsys, path: path, bootID: bootID, seq: maxSeq, next: 1}
 	return pf, best, nil
 }
 
@@ -93,7 +95,16 @@ func (pf *File) WriteDurable(r Record) error {
 		return err
 	}
 	// Sync outside the lock: volatile writes go on meanwhile (D4).
-	return pf.f.Sync()
+	if err := pf.f.Sync(); err != nil {
+		return err
+	}
+	if pf.nameNotDurable {
+		if err := pf.fsys.SyncDir(filepath.Dir(pf.path)); err != nil {
+			return err
+		}
+		pf.nameNotDurable = false
+	}
+	return nil
 }
 
 func (pf *File) write(slot int, r Record, durable bool) error {
