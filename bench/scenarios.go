@@ -131,6 +131,9 @@ func (b *bench) scenarioThroughput() section {
 	url := b.url("plain", f.name)
 	src := f.path
 	rows := []rowStats{
+		// durl -x 1 first: the ratios compare with the last durl row of a
+		// group, the automatic default, which must be at least as fast.
+		{single: b.durlRow("durl -x 1", b.durlGet("-x", "1"), true), group: "synced"},
 		{single: b.durlRow("durl", b.durlGet(), true), group: "synced"},
 		{single: single{name: "curl -o F URL && sync F", tool: "curl", synced: true, cmd: func(dest, url, state string) [][]string {
 			return [][]string{curlGet(false)(dest, url, state)[0], {"sync", dest}}
