@@ -121,7 +121,7 @@ func (d *download) checkpoint() error {
 		return diskError("sync", d.part.Name(), err)
 	}
 	if err := d.pf.WriteDurable(snap); err != nil {
-		return diskError("write progress", d.s.progressPath(d.rec.ID), err)
+		return diskError("write progress", d.s.taskPath(d.rec.ID), err)
 	}
 	return nil
 }

@@ -69,7 +69,7 @@ type download struct {
 	s    *Session
 	pf   *progress.File
 	part vfs.File // the partial file, locked
-	lock vfs.File // the task's lock in the state folder
+	lock vfs.File // the task file, locked; the progress record is in it
 
 	saveMu sync.Mutex // serialises saves of rec
 	mu     sync.Mutex
@@ -112,13 +112,13 @@ func (t *Task) run(ctx context.Context) error {
 	if d.rec.Request.RateLimit > 0 {
 		d.limiter = newLimiter(d.rec.Request.RateLimit)
 	}
-	lock, err := s.fs.OpenFile(s.lockPath(t.id), os.O_RDWR|os.O_CREATE, 0o600)
+	lock, err := s.fs.OpenFile(s.taskPath(t.id), os.O_RDWR, 0)
 	if err != nil {
-		return &DiskError{Op: "open lock", Path: s.lockPath(t.id), Err: err}
+		return &DiskError{Op: "open task file", Path: s.taskPath(t.id), Err: err}
 	}
 	d.lock = lock
 	if err := lock.Lock(); err != nil {
-		return lockError(err, s.lockPath(t.id))
+		return lockError(err, s.taskPath(t.id))
 	}
 	if err := d.load(); err != nil {
 		return err
@@ -141,18 +141,12 @@ func (t *Task) run(ctx context.Context) error {
 
 // load reads the task's progress and opens its partial file.
 func (d *download) load() error {
-	s := d.s
-	pf, prog, err := progress.Open(s.fs, s.progressPath(d.rec.ID), s.bootID, d.rec.Generation)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, progress.ErrCorrupt) {
-		return &DiskError{Op: "read progress", Path: s.progressPath(d.rec.ID), Err: err}
-	}
-	if err != nil {
+	d.pf = progress.New(d.lock, progressBase, d.s.bootID)
+	prog, err := d.pf.Load(d.rec.Generation)
+	if err != nil { // nothing to trust: start this generation afresh
 		prog = progress.Record{Generation: d.rec.Generation, Total: d.rec.Total}
-		if pf, err = progress.Create(s.fs, s.progressPath(d.rec.ID), s.bootID, prog); err != nil {
-			return &DiskError{Op: "write progress", Path: s.progressPath(d.rec.ID), Err: err}
-		}
 	}
-	d.pf, d.prog = pf, prog
+	d.prog = prog
 	if d.rec.Request.Checksum != "" {
 		d.sum, _ = httpx.ParseChecksum(d.rec.Request.Checksum)
 	} else if sums := httpx.ParseReprDigest(d.rec.ReprDigest); len(sums) > 0 {
@@ -390,7 +384,7 @@ func (d *download) reset(total int64, etag, lastMod, reprDigest string, ranges b
 	// Volatile is enough: the record's new generation already disowns the
 	// older progress records, and nothing is claimed yet.
 	if err := d.pf.WriteVolatile(snap); err != nil {
-		return diskError("write progress", d.s.progressPath(d.rec.ID), err)
+		return diskError("write progress", d.s.taskPath(d.rec.ID), err)
 	}
 	return nil
 }
@@ -403,14 +397,16 @@ func (d *download) multi() bool {
 		d.rec.Total >= 2*minSegment
 }
 
-// save writes the working record and shares it with the Task.
-func (d *download) save() error {
+// save durably writes the working record and shares it with the Task.
+func (d *download) save() error { return d.saveAs(true) }
+
+func (d *download) saveAs(durable bool) error {
 	d.saveMu.Lock()
 	defer d.saveMu.Unlock()
 	d.mu.Lock()
 	rec := d.rec
 	d.mu.Unlock()
-	if err := d.s.saveRecord(&rec); err != nil {
+	if err := d.s.writeRecord(&rec, durable); err != nil {
 		return err
 	}
 	d.t.mu.Lock()
@@ -487,13 +483,11 @@ func (d *download) moveIntoPlace() error {
 	if err := d.s.fs.SyncDir(filepath.Dir(d.rec.Path)); err != nil {
 		return diskError("sync folder", filepath.Dir(d.rec.Path), err)
 	}
+	// Not synced: if a power loss takes this save, the record says
+	// "finishing", and the next run finds the file in place (D3).
 	d.rec.State = recCompleted
 	d.rec.Error = ""
-	if err := d.save(); err != nil {
-		return err
-	}
-	d.s.fs.Remove(d.s.progressPath(d.rec.ID))
-	return nil
+	return d.saveAs(false)
 }
 
 // finishInterrupted completes a task that crashed while finishing: the
@@ -521,7 +515,6 @@ func (d *download) keepAside(got []byte) error {
 	if err := d.s.fs.Rename(partialPath(d.rec.Path), aside); err != nil {
 		return diskError("rename", aside, err)
 	}
-	d.s.fs.Remove(d.s.progressPath(d.rec.ID))
 	d.rec.State = recFailed
 	d.rec.Error = fmt.Sprintf("checksum mismatch: expected %s, got %s:%x; the file is kept as %s",
 		d.sum, d.sum.Algorithm, got, aside)
@@ -532,9 +525,6 @@ func (d *download) keepAside(got []byte) error {
 
 // close releases the files of the run.
 func (d *download) close() {
-	if d.pf != nil {
-		d.pf.Close()
-	}
 	if d.part != nil {
 		d.part.Close()
 	}

@@ -1,18 +1,25 @@
 package durl
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"hash/crc32"
+	"io/fs"
 	"net/http"
+	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/durl-dev/durl/internal/progress"
 	"github.com/durl-dev/durl/internal/vfs"
 )
 
-// recordFormat is the version of the task record's JSON; testdata keeps a
-// golden file of every version so old state folders keep opening.
-const recordFormat = 1
+// recordFormat is the version of the task record; testdata keeps a golden
+// file of every version so old state folders keep opening. Format 1 was a
+// JSON file per task beside a progress file; format 2 is the task file.
+const recordFormat = 2
 
 // The persistent states of a task record. "active" means queued or running:
 // a task that a new session must resume or report as interrupted.
@@ -24,8 +31,7 @@ const (
 	recCompleted = "completed"
 )
 
-// taskRecord is what the state folder keeps of a task, in tasks/ID.json,
-// always written with vfs.WriteFileAtomic.
+// taskRecord is what the state folder keeps of a task, in its task file.
 type taskRecord struct {
 	Format  int           `json:"format"`
 	ID      string        `json:"id"`
@@ -98,32 +104,87 @@ const PartialSuffix = ".durl-part"
 // mismatchSuffix ends the name a file that failed its checksum is kept as.
 const mismatchSuffix = ".durl-mismatch"
 
-func (s *Session) recordPath(id string) string { return filepath.Join(s.tasksDir, id+".json") }
-func (s *Session) progressPath(id string) string {
-	return filepath.Join(s.tasksDir, id+".progress")
-}
-func (s *Session) lockPath(id string) string { return filepath.Join(s.tasksDir, id+".lock") }
+// The task file, tasks/ID.task, holds everything the state folder keeps of
+// a task, always rewritten in place, never through temporary files, and it
+// is the task's lock (whoever runs the task holds an OS lock on it):
+//
+//	[0, 64 KiB)          record slot A: the task record, JSON
+//	[64 KiB, 128 KiB)    record slot B
+//	[128 KiB, +12 KiB)   the progress record (package progress)
+//
+// A save writes the slot that does not hold the newest record, then syncs:
+// a torn write leaves the other slot. Each slot is "DREC" | seq (8 bytes) |
+// length (4) | CRC-32C of seq, length and body (4) | body.
+const (
+	taskSuffix     = ".task"
+	recordSlotSize = 64 << 10
+	progressBase   = 2 * recordSlotSize
+	recordMagic    = "DREC"
+	recordHeader   = 20
+)
 
-func (s *Session) saveRecord(rec *taskRecord) error {
-	rec.Format = recordFormat
-	rec.Updated = time.Now().UTC()
-	b, err := json.MarshalIndent(rec, "", "  ")
+var errNoRecord = errors.New("no valid task record")
+
+func (s *Session) taskPath(id string) string { return filepath.Join(s.tasksDir, id+taskSuffix) }
+
+// createRecord creates the task file of a new task and makes it durable,
+// name included, before the task is reported (D7).
+func (s *Session) createRecord(rec *taskRecord) error {
+	path := s.taskPath(rec.ID)
+	f, err := s.fs.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return err
+		return &DiskError{Op: "create task file", Path: path, Err: err}
 	}
-	if err := vfs.WriteFileAtomic(s.fs, s.recordPath(rec.ID), b, 0o600); err != nil {
-		return &DiskError{Op: "save task record", Path: s.recordPath(rec.ID), Err: err}
+	err = writeRecordSlot(f, rec, 0, 1, true)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = s.syncTasksDir()
+	}
+	if err != nil {
+		s.fs.Remove(path)
+		return &DiskError{Op: "create task file", Path: path, Err: err}
 	}
 	return nil
 }
 
-func (s *Session) loadRecord(id string) (taskRecord, error) {
-	var rec taskRecord
-	b, err := vfs.ReadFile(s.fs, s.recordPath(id))
+// saveRecord durably replaces the task's record.
+func (s *Session) saveRecord(rec *taskRecord) error { return s.writeRecord(rec, true) }
+
+// writeRecord replaces the task's record, synced or not. An unsynced save
+// may be lost or torn by a power loss, leaving the record before it.
+func (s *Session) writeRecord(rec *taskRecord, durable bool) error {
+	path := s.taskPath(rec.ID)
+	f, err := s.fs.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
-		return rec, err
+		return &DiskError{Op: "save task record", Path: path, Err: err}
 	}
-	if err := json.Unmarshal(b, &rec); err != nil {
+	defer f.Close()
+	_, slot, seq := readRecordSlots(f)
+	if err := writeRecordSlot(f, rec, 1-slot, seq+1, durable); err != nil {
+		return &DiskError{Op: "save task record", Path: path, Err: err}
+	}
+	return nil
+}
+
+// loadRecord reads a task's record.
+func (s *Session) loadRecord(id string) (taskRecord, error) {
+	f, err := s.fs.OpenFile(s.taskPath(id), os.O_RDONLY, 0)
+	if err != nil {
+		return taskRecord{}, err
+	}
+	defer f.Close()
+	body, _, _ := readRecordSlots(f)
+	if body == nil {
+		return taskRecord{}, fmt.Errorf("task %s: %w", id, errNoRecord)
+	}
+	return decodeRecord(id, body)
+}
+
+func decodeRecord(id string, body []byte) (taskRecord, error) {
+	var rec taskRecord
+	if err := json.Unmarshal(body, &rec); err != nil {
 		return rec, fmt.Errorf("task record %s: %w", id, err)
 	}
 	if rec.Format > recordFormat {
@@ -133,4 +194,129 @@ func (s *Session) loadRecord(id string) (taskRecord, error) {
 		return rec, fmt.Errorf("task record %s names task %q", id, rec.ID)
 	}
 	return rec, nil
+}
+
+// writeRecordSlot writes rec to slot (0 or 1) with sequence number seq and,
+// if durable, syncs the file.
+func writeRecordSlot(f vfs.File, rec *taskRecord, slot int, seq uint64, durable bool) error {
+	rec.Format = recordFormat
+	rec.Updated = time.Now().UTC()
+	body, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	if recordHeader+len(body) > recordSlotSize {
+		return fmt.Errorf("the task record is %d bytes, more than %d (too many headers or mirrors?)", len(body), recordSlotSize-recordHeader)
+	}
+	b := make([]byte, recordHeader, recordHeader+len(body))
+	copy(b, recordMagic)
+	binary.LittleEndian.PutUint64(b[4:], seq)
+	binary.LittleEndian.PutUint32(b[12:], uint32(len(body)))
+	b = append(b, body...)
+	binary.LittleEndian.PutUint32(b[16:], recordCRC(b))
+	if _, err := f.WriteAt(b, int64(slot)*recordSlotSize); err != nil || !durable {
+		return err
+	}
+	return f.Sync()
+}
+
+// readRecordSlots returns the body of the newest valid slot (nil if none),
+// its slot and its sequence number.
+func readRecordSlots(f vfs.File) (body []byte, slot int, seq uint64) {
+	slot = 1 // so that a file with no valid slot is written at slot 0 first
+	for i := 0; i < 2; i++ {
+		head := make([]byte, recordHeader)
+		if n, _ := f.ReadAt(head, int64(i)*recordSlotSize); n < recordHeader || string(head[:4]) != recordMagic {
+			continue
+		}
+		n := binary.LittleEndian.Uint32(head[12:])
+		if n > recordSlotSize-recordHeader {
+			continue
+		}
+		b := make([]byte, recordHeader+int(n))
+		if m, _ := f.ReadAt(b, int64(i)*recordSlotSize); m < len(b) {
+			continue
+		}
+		if recordCRC(b) != binary.LittleEndian.Uint32(b[16:]) {
+			continue
+		}
+		if s := binary.LittleEndian.Uint64(b[4:]); body == nil || s > seq {
+			body, slot, seq = b[recordHeader:], i, s
+		}
+	}
+	return body, slot, seq
+}
+
+// recordCRC is the CRC-32C of a slot's sequence number, length and body.
+func recordCRC(b []byte) uint32 {
+	c := crc32.Update(0, castagnoli, b[4:16])
+	return crc32.Update(c, castagnoli, b[recordHeader:])
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// syncTasksDir makes the tasks folder's entries durable. Concurrent callers
+// share syncs: a caller returns once a sync that started after its call
+// has finished.
+func (s *Session) syncTasksDir() error {
+	s.dirMu.Lock()
+	defer s.dirMu.Unlock()
+	s.dirWanted++
+	mine := s.dirWanted
+	for s.dirDone < mine {
+		if s.dirSyncing {
+			s.dirCond.Wait()
+			continue
+		}
+		s.dirSyncing = true
+		upTo := s.dirWanted
+		s.dirMu.Unlock()
+		err := s.fs.SyncDir(s.tasksDir)
+		s.dirMu.Lock()
+		s.dirSyncing = false
+		s.dirDone, s.dirErr = upTo, err
+		s.dirCond.Broadcast()
+	}
+	return s.dirErr
+}
+
+// migrateV1 converts a task kept in the format-1 layout (ID.json,
+// ID.progress, ID.lock, written by durl before the task file) into a task
+// file, then removes the old files.
+func (s *Session) migrateV1(id string) error {
+	jsonPath := filepath.Join(s.tasksDir, id+".json")
+	b, err := vfs.ReadFile(s.fs, jsonPath)
+	if err != nil {
+		return err
+	}
+	rec, err := decodeRecord(id, b)
+	if err != nil {
+		return err
+	}
+	progressPath := filepath.Join(s.tasksDir, id+".progress")
+	if _, err := s.fs.Stat(s.taskPath(id)); err != nil {
+		if err := s.createRecord(&rec); err != nil {
+			return err
+		}
+		if old, err := vfs.ReadFile(s.fs, progressPath); err == nil {
+			f, err := s.fs.OpenFile(s.taskPath(id), os.O_RDWR, 0)
+			if err != nil {
+				return err
+			}
+			_, err = f.WriteAt(old[:min(len(old), progress.Size)], progressBase)
+			if err == nil {
+				err = f.Sync()
+			}
+			f.Close()
+			if err != nil {
+				return err
+			}
+		}
+	}
+	for _, p := range []string{progressPath, filepath.Join(s.tasksDir, id+".lock"), jsonPath} {
+		if err := s.fs.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return s.syncTasksDir()
 }

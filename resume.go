@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
+	"os"
 	"path/filepath"
 
 	"github.com/durl-dev/durl/internal/progress"
@@ -34,12 +34,14 @@ func (s *Session) resumeDataFor(t *Task) (ResumeData, error) {
 	rec := t.rec
 	t.mu.Unlock()
 	p := resumePayload{Task: rec}
-	pf, prog, err := progress.Open(s.fs, s.progressPath(rec.ID), s.bootID, rec.Generation)
+	f, err := s.fs.OpenFile(s.taskPath(rec.ID), os.O_RDONLY, 0)
+	if err != nil {
+		return nil, &DiskError{Op: "read progress", Path: s.taskPath(rec.ID), Err: err}
+	}
+	prog, err := progress.New(f, progressBase, s.bootID).Load(rec.Generation)
+	f.Close()
 	if err == nil {
-		pf.Close()
 		p.Segments, p.HashOffset, p.HashState = prog.Segments, prog.HashOffset, prog.HashState
-	} else if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, progress.ErrCorrupt) {
-		return nil, &DiskError{Op: "read progress", Path: s.progressPath(rec.ID), Err: err}
 	}
 	b, err := json.Marshal(p)
 	if err != nil {
@@ -105,18 +107,18 @@ func mustMarshal(r progress.Record) []byte {
 func (s *Session) adoptResumeData(p resumePayload) (*Task, error) {
 	rec := p.Task
 	rec.State = recPaused
-	if err := s.saveRecord(&rec); err != nil {
+	if err := s.createRecord(&rec); err != nil {
 		return nil, err
 	}
 	pr := progress.Record{Generation: rec.Generation, Total: rec.Total, Segments: p.Segments,
 		HashOffset: p.HashOffset, HashState: p.HashState}
-	pf, err := progress.Create(s.fs, s.progressPath(rec.ID), s.bootID, pr)
+	f, err := s.fs.OpenFile(s.taskPath(rec.ID), os.O_RDWR, 0)
 	if err == nil {
-		err = pf.WriteDurable(pr)
-		pf.Close()
+		err = progress.New(f, progressBase, s.bootID).WriteDurable(pr)
+		f.Close()
 	}
 	if err != nil {
-		return nil, &DiskError{Op: "write progress", Path: s.progressPath(rec.ID), Err: err}
+		return nil, &DiskError{Op: "write progress", Path: s.taskPath(rec.ID), Err: err}
 	}
 	t := newTask(s, rec)
 	t.state = Paused

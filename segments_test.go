@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/durl-dev/durl/durltest"
-	"github.com/durl-dev/durl/internal/vfs/memfs"
 )
 
 // Several connections fetch bounded, conditional ranges of one
@@ -120,37 +119,5 @@ func TestSegmentedCrash(t *testing.T) {
 	const size, conns = 9 * mib, 3
 	srv := durltest.NewServer(durltest.WithContent(11, size))
 	defer srv.Close()
-	req := Request{URL: srv.FileURL(), Dest: crashDest, Connections: conns}
-	clean := memfs.New()
-	if err := runRequestOn(t, clean, bootA, srv, req); err != nil {
-		t.Fatal(err)
-	}
-	for k := 3; k <= clean.Ops(); k += 5 {
-		mem := memfs.New()
-		mem.CrashAfter(k)
-		runRequestOn(t, mem, bootA, srv, req)
-		if !mem.Crashed() {
-			continue
-		}
-		for _, mode := range []memfs.CrashMode{memfs.ProcessKill, memfs.PowerLoss} {
-			after := mem.Crash(mode)
-			boot := bootA
-			if mode == memfs.PowerLoss {
-				boot = bootB
-			}
-			checkDestination(t, after, size)
-			claimed := checkProgressTrue(t, after, boot)
-			before := len(srv.Requests())
-			if err := runRequestOn(t, after, boot, srv, req); err != nil {
-				t.Fatalf("k=%d %s: rerun: %v", k, mode, err)
-			}
-			checkDestination(t, after, size)
-			if _, err := after.ReadFile(crashDest); err != nil {
-				t.Fatalf("k=%d %s: no file after the rerun", k, mode)
-			}
-			if again := bodyBytesSince(srv, before) - (size - claimed); mode == memfs.ProcessKill && again > conns*256*kib {
-				t.Errorf("k=%d: after a kill, %d bytes downloaded again", k, again)
-			}
-		}
-	}
+	crashSweep(t, srv, Request{URL: srv.FileURL(), Dest: crashDest, Connections: conns}, size, 5, conns)
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -36,6 +37,13 @@ type Session struct {
 	limiter  *rate.Limiter // nil: no session-wide limit
 	slots    chan struct{} // nil: no MaxActive
 	events   *dispatcher
+
+	dirMu      sync.Mutex // syncTasksDir's group syncs
+	dirCond    *sync.Cond
+	dirWanted  uint64
+	dirDone    uint64
+	dirSyncing bool
+	dirErr     error
 
 	hostMu sync.Mutex
 	hosts  map[string]chan struct{} // connections per host, at most MaxConnsPerHost
@@ -80,6 +88,7 @@ func open(ctx context.Context, opts Options, fsys vfs.FS, bootID [16]byte) (*Ses
 		byTarget: map[string]*Task{},
 		client:   httpClient(opts),
 	}
+	s.dirCond = newCond(s)
 	if opts.RateLimit > 0 {
 		s.limiter = newLimiter(opts.RateLimit)
 	}
@@ -132,11 +141,25 @@ func (s *Session) recover(ctx context.Context) error {
 	}
 	var recs []taskRecord
 	for _, name := range names {
-		id, ok := strings.CutSuffix(name, ".json")
+		if id, ok := strings.CutSuffix(name, ".json"); ok { // format 1
+			if err := s.migrateV1(id); err != nil {
+				return fmt.Errorf("durl: cannot convert task %s of an older durl: %w", id, err)
+			}
+			name = id + taskSuffix
+			if slices.Contains(names, name) {
+				continue
+			}
+		}
+		id, ok := strings.CutSuffix(name, taskSuffix)
 		if !ok {
 			continue
 		}
 		rec, err := s.loadRecord(id)
+		if errors.Is(err, errNoRecord) {
+			// Created but never written: Start crashed before it returned.
+			s.fs.Remove(s.taskPath(id))
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("durl: cannot read the state folder: %w", err)
 		}
@@ -188,9 +211,11 @@ func (s *Session) recover(ctx context.Context) error {
 	return nil
 }
 
+func newCond(s *Session) *sync.Cond { return sync.NewCond(&s.dirMu) }
+
 // lockedElsewhere reports whether another process runs the task now.
 func (s *Session) lockedElsewhere(id string) bool {
-	f, err := s.fs.OpenFile(s.lockPath(id), os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := s.fs.OpenFile(s.taskPath(id), os.O_RDWR, 0)
 	if err != nil {
 		return false
 	}
@@ -259,7 +284,7 @@ func (s *Session) Start(req Request) (*Task, error) {
 	if !req.DestIsDir {
 		rec.Path = req.Dest
 	}
-	if err := s.saveRecord(&rec); err != nil {
+	if err := s.createRecord(&rec); err != nil {
 		return nil, err
 	}
 	t := newTask(s, rec)
@@ -380,13 +405,10 @@ func (s *Session) Interrupted() []*Task {
 	return append([]*Task(nil), s.interrupted...)
 }
 
-// removeTaskFiles removes a task's files from the state folder, the record
-// last.
+// removeTaskFiles removes a task's file from the state folder.
 func (s *Session) removeTaskFiles(id string) error {
-	for _, p := range []string{s.progressPath(id), s.lockPath(id), s.recordPath(id)} {
-		if err := s.fs.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return &DiskError{Op: "remove", Path: p, Err: err}
-		}
+	if err := s.fs.Remove(s.taskPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return &DiskError{Op: "remove", Path: s.taskPath(id), Err: err}
 	}
 	return nil
 }

@@ -486,7 +486,7 @@ func (d *download) copySegment(ctx context.Context, body io.Reader, idx int, pos
 				return err
 			}
 			if err := d.pf.WriteVolatile(snap); err != nil {
-				return diskError("write progress", d.s.progressPath(d.rec.ID), err)
+				return diskError("write progress", d.s.taskPath(d.rec.ID), err)
 			}
 			pos += int64(n)
 			written := snap.Written()

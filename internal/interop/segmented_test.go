@@ -13,11 +13,15 @@ import (
 	"github.com/durl-dev/durl/internal/progress"
 )
 
+// taskProgressBase is where the progress record sits in a task file
+// (tasks/ID.task; see record.go in package durl).
+const taskProgressBase = 128 << 10
+
 // recordedWritten returns the bytes counted by the newest valid slot of the
-// progress record under state (tasks/*.progress), and whether there was
+// progress record under state (in tasks/*.task), and whether there was
 // one. A slot torn by a concurrent write fails its CRC and is skipped.
 func recordedWritten(state string) (int64, bool) {
-	paths, _ := filepath.Glob(filepath.Join(state, "tasks", "*.progress"))
+	paths, _ := filepath.Glob(filepath.Join(state, "tasks", "*.task"))
 	var best progress.Record
 	found := false
 	for _, path := range paths {
@@ -26,7 +30,7 @@ func recordedWritten(state string) (int64, bool) {
 			continue
 		}
 		for slot := 0; slot < 3; slot++ {
-			lo := slot * progress.SlotSize
+			lo := taskProgressBase + slot*progress.SlotSize
 			if lo >= len(b) {
 				break
 			}

@@ -2,65 +2,51 @@ package progress
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 
 	"github.com/durl-dev/durl/internal/vfs"
 )
 
-// File is an open record file. Its methods are safe for concurrent use.
+// Size is the room the record's three slots take in their file.
+const Size = 3 * SlotSize
+
+// File is a progress record stored at offset base of a file it does not
+// own (durl keeps it in the task's file). Its methods are safe for
+// concurrent use, except that only one goroutine may call WriteDurable.
 type File struct {
 	mu     sync.Mutex
-	fsys   vfs.FS
-	path   string
 	f      vfs.File
-	// nameNotDurable: the file was created and its folder not synced yet.
-	nameNotDurable bool
+	base   int64
 	bootID [16]byte
 	seq    uint64
 	next   int // durable slot to write next: 1 or 2
 }
 
-// Create makes a new record file holding r in the volatile slot, without
-// syncing anything: until the first durable checkpoint the file claims
-// nothing a power loss could make untrue, and that checkpoint also makes the
-// file's name durable.
-func Create(fsys vfs.FS, path string, bootID [16]byte, r Record) (*File, error) {
-	f, err := fsys.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	pf := &File{f: f, fsys: fsys, path: path, bootID: bootID, next: 1, nameNotDurable: true}
-	if err := pf.WriteVolatile(r); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return pf, nil
+// New returns the progress record at offset base of f, for a process
+// running in the boot bootID.
+func New(f vfs.File, base int64, bootID [16]byte) *File {
+	return &File{f: f, base: base, bootID: bootID, next: 1}
 }
 
-// Open opens an existing record file and returns the newest record to
-// trust: the volatile slot only if it was written during this boot
-// (bootID), else the newest durable checkpoint. Records of another
-// generation than gen are ignored. It returns ErrCorrupt when no slot holds
-// a record to trust.
-func Open(fsys vfs.FS, path string, bootID [16]byte, gen uint64) (*File, Record, error) {
-	f, err := fsys.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return nil, Record{}, err
-	}
+// Load returns the newest record to trust: the volatile slot only if it
+// was written during this boot, else the newest durable checkpoint. Records
+// of another generation than gen are ignored. It returns ErrCorrupt when no
+// slot holds a record to trust (a new task, or one that never reached a
+// checkpoint).
+func (pf *File) Load(gen uint64) (Record, error) {
+	pf.mu.Lock()
+	defer pf.mu.Unlock()
 	var best Record
 	found := false
-	var maxSeq uint64
 	buf := make([]byte, SlotSize)
 	for slot := 0; slot < 3; slot++ {
-		n, _ := f.ReadAt(buf, int64(slot)*SlotSize)
+		n, _ := pf.f.ReadAt(buf, pf.base+int64(slot)*SlotSize)
 		r, err := Unmarshal(buf[:n])
 		if err != nil {
 			continue
 		}
-		maxSeq = max(maxSeq, r.Seq)
-		if r.Generation != gen || (slot == 0 && r.BootID != bootID) || (slot > 0 && !r.Durable) {
+		pf.seq = max(pf.seq, r.Seq)
+		if r.Generation != gen || (slot == 0 && r.BootID != pf.bootID) || (slot > 0 && !r.Durable) {
 			continue
 		}
 		if !found || r.Seq > best.Seq {
@@ -68,11 +54,9 @@ func Open(fsys vfs.FS, path string, bootID [16]byte, gen uint64) (*File, Record,
 		}
 	}
 	if !found {
-		f.Close()
-		return nil, Record{}, fmt.Errorf("%w in %s", ErrCorrupt, path)
+		return Record{}, fmt.Errorf("%w: no record of generation %d to trust", ErrCorrupt, gen)
 	}
-	pf := &File{f: f, fsys: fsys, path: path, bootID: bootID, seq: maxSeq, next: 1}
-	return pf, best, nil
+	return best, nil
 }
 
 // WriteVolatile writes r to the volatile slot, without syncing. The data it
@@ -83,9 +67,8 @@ func (pf *File) WriteVolatile(r Record) error {
 	return pf.write(0, r, false)
 }
 
-// WriteDurable writes r to the next durable slot and syncs it. The data it
-// counts must already have been synced. Only one goroutine may call it at a
-// time.
+// WriteDurable writes r to the next durable slot and syncs the file. The
+// data it counts must already have been synced.
 func (pf *File) WriteDurable(r Record) error {
 	pf.mu.Lock()
 	err := pf.write(pf.next, r, true)
@@ -95,16 +78,7 @@ func (pf *File) WriteDurable(r Record) error {
 		return err
 	}
 	// Sync outside the lock: volatile writes go on meanwhile (D4).
-	if err := pf.f.Sync(); err != nil {
-		return err
-	}
-	if pf.nameNotDurable {
-		if err := pf.fsys.SyncDir(filepath.Dir(pf.path)); err != nil {
-			return err
-		}
-		pf.nameNotDurable = false
-	}
-	return nil
+	return pf.f.Sync()
 }
 
 func (pf *File) write(slot int, r Record, durable bool) error {
@@ -116,9 +90,6 @@ func (pf *File) write(slot int, r Record, durable bool) error {
 	if err != nil {
 		return err
 	}
-	_, err = pf.f.WriteAt(b, int64(slot)*SlotSize)
+	_, err = pf.f.WriteAt(b, pf.base+int64(slot)*SlotSize)
 	return err
 }
-
-// Close closes the file.
-func (pf *File) Close() error { return pf.f.Close() }

@@ -13,8 +13,9 @@ const TempSuffix = ".durl-tmp"
 
 // WriteFileAtomic durably replaces path with data: it writes a temporary
 // file beside path, syncs it, renames it over path and syncs the folder. A
-// crash at any point leaves either the old content or the new one. It is the
-// one helper every durable state write in durl goes through.
+// crash at any point leaves either the old content or the new one. durl
+// uses it for files written once, like the session key; task records are
+// rewritten in place, in slots (see record.go).
 func WriteFileAtomic(fsys FS, path string, data []byte, perm os.FileMode) (err error) {
 	tmp := path + TempSuffix
 	f, err := fsys.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
