@@ -83,6 +83,7 @@ type download struct {
 
 	conns       int         // connections this run may use
 	spawn       func(n int) // starts up to n more connections in this round
+	spawnLater  bool        // start the others once a sample is on disk
 	cp          *checkpointer
 	restarts    int
 	useOriginal bool        // the final URL failed: go back to the original
@@ -346,8 +347,13 @@ func (d *download) reset(total int64, etag, lastMod, reprDigest string, ranges b
 	for i := range d.rec.Mirrors { // verified against another version of the file
 		d.rec.Mirrors[i] = mirrorState{Dropped: d.rec.Mirrors[i].Dropped}
 	}
+	// The first generation needs no sync here: no earlier generation has
+	// claims that a lost save could pair with the new data, and the next
+	// sync of the task file (a checkpoint, or "finishing") carries it. A
+	// restart must be durable before any new data is.
+	durable := d.rec.Generation > 1
 	d.mu.Unlock()
-	if err := d.save(); err != nil {
+	if err := d.saveAs(durable); err != nil {
 		return err
 	}
 	if err := d.openPartial(); err != nil {

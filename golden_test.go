@@ -92,7 +92,6 @@ func TestGoldenTaskFileV2(t *testing.T) {
 	const golden = "testdata/task-v2.task"
 	mem := memfs.New()
 	s := &Session{fs: mem, tasksDir: "/state/tasks"}
-	s.dirCond = newCond(s)
 	mem.MkdirAll(s.tasksDir, 0o700)
 	if *update {
 		rec := taskRecord{ID: "0123456789abcdef", State: recPaused, Path: "/downloads/file", ETag: `"abc"`,

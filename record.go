@@ -255,30 +255,8 @@ func recordCRC(b []byte) uint32 {
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// syncTasksDir makes the tasks folder's entries durable. Concurrent callers
-// share syncs: a caller returns once a sync that started after its call
-// has finished.
-func (s *Session) syncTasksDir() error {
-	s.dirMu.Lock()
-	defer s.dirMu.Unlock()
-	s.dirWanted++
-	mine := s.dirWanted
-	for s.dirDone < mine {
-		if s.dirSyncing {
-			s.dirCond.Wait()
-			continue
-		}
-		s.dirSyncing = true
-		upTo := s.dirWanted
-		s.dirMu.Unlock()
-		err := s.fs.SyncDir(s.tasksDir)
-		s.dirMu.Lock()
-		s.dirSyncing = false
-		s.dirDone, s.dirErr = upTo, err
-		s.dirCond.Broadcast()
-	}
-	return s.dirErr
-}
+// syncTasksDir makes the tasks folder's entries durable.
+func (s *Session) syncTasksDir() error { return s.syncDir(s.tasksDir) }
 
 // migrateV1 converts a task kept in the format-1 layout (ID.json,
 // ID.progress, ID.lock, written by durl before the task file) into a task

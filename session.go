@@ -38,12 +38,8 @@ type Session struct {
 	slots    chan struct{} // nil: no MaxActive
 	events   *dispatcher
 
-	dirMu      sync.Mutex // syncTasksDir's group syncs
-	dirCond    *sync.Cond
-	dirWanted  uint64
-	dirDone    uint64
-	dirSyncing bool
-	dirErr     error
+	dirMu      sync.Mutex
+	dirSyncers map[string]*dirSyncer // shared folder syncs, by folder
 
 	hostMu sync.Mutex
 	hosts  map[string]chan struct{} // connections per host, at most MaxConnsPerHost
@@ -88,7 +84,6 @@ func open(ctx context.Context, opts Options, fsys vfs.FS, bootID [16]byte) (*Ses
 		byTarget: map[string]*Task{},
 		client:   httpClient(opts),
 	}
-	s.dirCond = newCond(s)
 	if opts.RateLimit > 0 {
 		s.limiter = newLimiter(opts.RateLimit)
 	}
@@ -210,8 +205,6 @@ func (s *Session) recover(ctx context.Context) error {
 	}
 	return nil
 }
-
-func newCond(s *Session) *sync.Cond { return sync.NewCond(&s.dirMu) }
 
 // lockedElsewhere reports whether another process runs the task now.
 func (s *Session) lockedElsewhere(id string) bool {

@@ -374,15 +374,13 @@ func (d *download) attempt(ctx context.Context, idx int) error {
 }
 
 // keep marks segment idx as still this connection's after adopt made a new
-// plan, and starts the other connections if the file can be split.
+// plan. If the file can be split, the other connections start once the
+// first bytes are on disk, so mirrors can be checked against them.
 func (d *download) keep(idx int) int {
 	d.mu.Lock()
 	d.owned[idx] = true
-	multi := d.multi()
+	d.spawnLater = d.multi()
 	d.mu.Unlock()
-	if multi {
-		d.spawn(d.conns - 1)
-	}
 	return idx
 }
 
@@ -490,6 +488,10 @@ func (d *download) copySegment(ctx context.Context, body io.Reader, idx int, pos
 			}
 			pos += int64(n)
 			written := snap.Written()
+			if d.spawnLater && written >= overlapSize {
+				d.spawnLater = false
+				d.spawn(d.conns - 1)
+			}
 			d.t.noteProgress(written, time.Now(), &d.mark)
 			d.cp.wrote(written)
 			if err := d.wait(ctx, n); err != nil {
