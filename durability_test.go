@@ -197,3 +197,32 @@ func TestPauseResumeCancel(t *testing.T) {
 		t.Errorf("files left after Cancel: %v", m)
 	}
 }
+
+// A run that finds the task locked by another process must not write the
+// task's record: it is not its own.
+func TestLockedRunLeavesTheRecordAlone(t *testing.T) {
+	srv := durltest.NewServer(durltest.WithContent(1, 4*mib), durltest.WithRate(2*mib))
+	defer srv.Close()
+	s1, _, dir := testSession(t, srv, Options{})
+	owner, err := s1.Start(Request{URL: srv.FileURL(), Dest: filepath.Join(dir, "f")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitWritten(t, owner, 1)
+	s2, _, _ := testSession(t, srv, Options{StateDir: filepath.Join(dir, "state")})
+	other, ok := s2.Task(owner.ID())
+	if !ok {
+		t.Fatal("the second session does not list the task")
+	}
+	if err := other.start(); err != nil { // as if the lock was free a moment ago
+		t.Fatal(err)
+	}
+	if err := wait(t, other); !errors.Is(err, ErrLocked) {
+		t.Fatalf("err = %v, want ErrLocked", err)
+	}
+	rec, err := s2.loadRecord(owner.ID())
+	if err != nil || rec.State != recActive {
+		t.Fatalf("record state %q (%v) after a locked run; want it left active", rec.State, err)
+	}
+	owner.Pause()
+}

@@ -96,7 +96,7 @@ type download struct {
 }
 
 // run is one run of a task, from taking its locks to completion or error.
-func (t *Task) run(ctx context.Context) error {
+func (t *Task) run(ctx context.Context) (err error) {
 	s := t.s
 	if s.slots != nil {
 		select {
@@ -121,6 +121,7 @@ func (t *Task) run(ctx context.Context) error {
 	if err := lock.Lock(); err != nil {
 		return lockError(err, s.taskPath(t.id))
 	}
+	defer func() { t.saveOutcome(ctx, err) }() // before the lock is released
 	if err := d.load(); err != nil {
 		return err
 	}

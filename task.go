@@ -249,53 +249,67 @@ func (t *Task) stop(cause error) {
 	<-done
 }
 
-// finish records how a run ended and wakes its waiters.
-func (t *Task) finish(ctx context.Context, err error) {
-	cause := context.Cause(ctx)
+// outcome says how a run that returned err ended: the error (the run's
+// cause when it was stopped), the task's state and the event to send.
+func outcome(ctx context.Context, err error) (error, State, EventKind) {
 	if err != nil && ctx.Err() != nil {
-		err = cause
+		err = context.Cause(ctx)
 	}
-	var state State
-	var kind EventKind
 	switch {
 	case err == nil:
-		state, kind = Completed, EventCompleted
+		return nil, Completed, EventCompleted
 	case errors.Is(err, ErrPaused), errors.Is(err, ErrSessionClosed):
-		state, kind = Paused, EventPaused
+		return err, Paused, EventPaused
 	case errors.Is(err, errCancelled):
-		state = Cancelled
-	default:
-		state, kind = Failed, EventFailed
+		return err, Cancelled, EventCancelled
 	}
+	return err, Failed, EventFailed
+}
+
+// saveOutcome keeps the record's intent when a run stops: an explicit pause
+// or a failure is not resumed by the next Open; a closed session's tasks
+// are. The run calls it while it still holds the task's lock.
+func (t *Task) saveOutcome(ctx context.Context, err error) {
+	err, state, _ := outcome(ctx, err)
 	t.mu.Lock()
 	rec := t.rec
 	t.mu.Unlock()
-	var taskErr error
-	if err != nil {
-		te := &TaskError{TaskID: t.id, URL: rec.Request.URL, Err: err}
-		if state != Cancelled && !errors.Is(err, ErrChecksumMismatch) && !errors.Is(err, ErrLocked) {
-			if rd, rerr := t.s.resumeDataFor(t); rerr == nil {
-				te.ResumeData = rd
-			}
-		}
-		taskErr = te
-		// Keep the record's intent: an explicit pause or a failure is not
-		// resumed by the next Open; a closed session's tasks are.
-		if state == Paused && errors.Is(err, ErrPaused) && rec.State == recActive {
-			rec.State = recPaused
-			t.s.saveRecord(&rec)
-		} else if state == Failed && rec.State == recActive {
-			rec.State = recFailed
-			rec.Error = err.Error()
-			t.s.saveRecord(&rec)
-		}
+	switch {
+	case rec.State != recActive:
+		return
+	case state == Paused && errors.Is(err, ErrPaused):
+		rec.State = recPaused
+	case state == Failed:
+		rec.State, rec.Error = recFailed, err.Error()
+	default:
+		return
+	}
+	if t.s.saveRecord(&rec) == nil {
 		t.mu.Lock()
 		t.rec = rec
-		t.resume = te.ResumeData
 		t.mu.Unlock()
 	}
+}
+
+// finish records how a run ended in memory and wakes its waiters.
+func (t *Task) finish(ctx context.Context, err error) {
+	err, state, kind := outcome(ctx, err)
+	var taskErr *TaskError
+	if err != nil {
+		taskErr = &TaskError{TaskID: t.id, URL: t.Request().URL, Err: err}
+		if state != Cancelled && !errors.Is(err, ErrChecksumMismatch) && !errors.Is(err, ErrLocked) {
+			if rd, rerr := t.s.resumeDataFor(t); rerr == nil {
+				taskErr.ResumeData = rd
+			}
+		}
+	}
 	t.mu.Lock()
-	t.err = taskErr
+	t.err = nil
+	t.resume = nil
+	if taskErr != nil {
+		t.err = taskErr
+		t.resume = taskErr.ResumeData
+	}
 	t.cancel = nil
 	t.mu.Unlock()
 	t.setState(state)
