@@ -37,6 +37,7 @@ type TaskError struct {
 	ResumeData ResumeData // nil when there is nothing to resume from
 }
 
+// Error names the URL and what went wrong.
 func (e *TaskError) Error() string { return fmt.Sprintf("%s: %v", e.URL, e.Err) }
 
 // Unwrap returns the underlying error.
@@ -49,6 +50,7 @@ type StatusError struct {
 	Status     string // e.g. "404 Not Found"
 }
 
+// Error says what the server answered.
 func (e *StatusError) Error() string {
 	return "durl: the server answered " + e.Status
 }
@@ -71,6 +73,7 @@ type DiskError struct {
 	Err  error
 }
 
+// Error says what durl was doing, where, and what failed.
 func (e *DiskError) Error() string { return fmt.Sprintf("durl: %s %s: %v", e.Op, e.Path, e.Err) }
 
 // Unwrap returns the underlying error.
