@@ -247,12 +247,19 @@ func (d *download) mirrorFailed(m int, err error) error {
 // dropMirror stops using mirror m for this download and says why.
 func (d *download) dropMirror(m int, reason string) error {
 	d.mu.Lock()
-	d.rec.Mirrors[m].Dropped = reason
+	already := d.rec.Mirrors[m].Dropped != "" // another connection got there first
+	if !already {
+		d.rec.Mirrors[m].Dropped = reason
+	}
 	url := d.rec.Request.Mirrors[m]
 	d.mu.Unlock()
+	err := &retryableError{err: fmt.Errorf("durl: mirror %s dropped: %s", url, reason), now: true}
+	if already {
+		return err
+	}
 	if err := d.save(); err != nil {
 		return err
 	}
 	d.s.emit(d.t, EventWarning, fmt.Sprintf("mirror %s dropped: %s", url, reason), nil)
-	return &retryableError{err: fmt.Errorf("durl: mirror %s dropped: %s", url, reason), now: true}
+	return err
 }
