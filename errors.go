@@ -25,6 +25,9 @@ var (
 	// ErrNotResumable: the task has nothing to resume (it completed, was
 	// cancelled, or is running).
 	ErrNotResumable = errors.New("durl: task cannot be resumed")
+	// ErrOutsideAllowedDirs: the destination is outside
+	// Options.AllowedDirs.
+	ErrOutsideAllowedDirs = errors.New("durl: the destination is outside the folders downloads may be written to")
 )
 
 // TaskError is the error a task ends with when it did not complete. When

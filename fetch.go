@@ -71,7 +71,6 @@ type download struct {
 	part vfs.File // the partial file, locked
 	lock vfs.File // the task file, locked; the progress record is in it
 
-	saveMu sync.Mutex // serialises saves of rec
 	mu     sync.Mutex
 	rec    taskRecord      // working copy of the task record
 	prog   progress.Record // what is on disk (in the page cache)
@@ -91,28 +90,20 @@ type download struct {
 	nextSource  int         // round robin over the URL and its mirrors
 	failures    map[int]int // consecutive failures of each mirror
 	answered    bool        // some server answered this run
-	limiter     *rate.Limiter
 	mark        progressMark
 }
 
 // run is one run of a task, from taking its locks to completion or error.
 func (t *Task) run(ctx context.Context) (err error) {
 	s := t.s
-	if s.slots != nil {
-		select {
-		case s.slots <- struct{}{}:
-			defer func() { <-s.slots }()
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		}
+	if err := s.active.acquire(ctx, t.Priority); err != nil {
+		return err
 	}
+	defer s.active.release()
 	t.mu.Lock()
 	d := &download{t: t, s: s, rec: t.rec, conns: connections(t.rec)}
 	t.mu.Unlock()
 	defer d.close()
-	if d.rec.Request.RateLimit > 0 {
-		d.limiter = newLimiter(d.rec.Request.RateLimit)
-	}
 	lock, err := s.fs.OpenFile(s.taskPath(t.id), os.O_RDWR, 0)
 	if err != nil {
 		return &DiskError{Op: "open task file", Path: s.taskPath(t.id), Err: err}
@@ -408,27 +399,18 @@ func (d *download) multi() bool {
 func (d *download) save() error { return d.saveAs(true) }
 
 func (d *download) saveAs(durable bool) error {
-	d.saveMu.Lock()
-	defer d.saveMu.Unlock()
-	d.mu.Lock()
-	rec := d.rec
-	d.mu.Unlock()
-	if err := d.s.writeRecord(&rec, durable); err != nil {
-		return err
-	}
-	d.t.mu.Lock()
-	d.t.rec = rec
-	d.t.mu.Unlock()
-	return nil
+	return d.t.saveRecord(func() taskRecord {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.rec
+	}, durable)
 }
 
 // wait applies the rate limits.
 func (d *download) wait(ctx context.Context, n int) error {
-	for _, l := range []*rate.Limiter{d.limiter, d.s.limiter} {
-		if l != nil {
-			if err := l.WaitN(ctx, n); err != nil {
-				return context.Cause(ctx)
-			}
+	for _, l := range []*rate.Limiter{d.t.limiter, d.s.limiter} {
+		if err := l.WaitN(ctx, n); err != nil {
+			return context.Cause(ctx)
 		}
 	}
 	return nil

@@ -100,7 +100,7 @@ func TestGoldenTaskFileV2(t *testing.T) {
 			t.Fatal(err)
 		}
 		rec.State = recActive
-		if err := s.saveRecord(&rec); err != nil {
+		if err := s.writeRecord(&rec, true); err != nil {
 			t.Fatal(err)
 		}
 		b, _ := mem.ReadFile(s.taskPath(rec.ID))

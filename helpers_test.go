@@ -123,3 +123,9 @@ func waitWritten(t *testing.T, task *Task, n int64) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func (l *eventLog) snapshot() []Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]Event(nil), l.events...)
+}

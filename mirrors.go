@@ -149,7 +149,7 @@ func (d *download) fetchFromMirror(ctx context.Context, stall *time.Timer, m int
 	if validator != "" {
 		req.Header.Set("If-Range", validator)
 	}
-	release, err := d.s.hostSlot(ctx, req.URL.Host)
+	release, err := d.s.hostSlot(ctx, d.t, req.URL.Host)
 	if err != nil {
 		return context.Cause(ctx)
 	}

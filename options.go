@@ -105,6 +105,9 @@ type RetryPolicy struct {
 	MaxDelay time.Duration
 }
 
+// defaultMaxConnsPerHost is the default of Options.MaxConnsPerHost.
+const defaultMaxConnsPerHost = 16
+
 func (o *Options) setDefaults() {
 	if o.ProgressInterval <= 0 {
 		o.ProgressInterval = 200 * time.Millisecond
@@ -128,7 +131,7 @@ func (o *Options) setDefaults() {
 		o.Retry.MaxDelay = time.Minute
 	}
 	if o.MaxConnsPerHost <= 0 {
-		o.MaxConnsPerHost = 16
+		o.MaxConnsPerHost = defaultMaxConnsPerHost
 	}
 	if o.KeepCompleted <= 0 {
 		o.KeepCompleted = 7 * 24 * time.Hour

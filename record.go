@@ -82,11 +82,12 @@ type storedRequest struct {
 	RateLimit int64       `json:"rate_limit,omitempty"`
 	// Connections: 0 automatic, else at most this many.
 	Connections int `json:"connections,omitempty"`
+	Priority    int `json:"priority,omitempty"`
 }
 
 func (r storedRequest) request() Request {
 	return Request{URL: r.URL, Mirrors: append([]string(nil), r.Mirrors...), Dest: r.Dest, DestIsDir: r.DestIsDir, Header: r.Header.Clone(),
-		Checksum: r.Checksum, RateLimit: r.RateLimit, Connections: r.Connections}
+		Checksum: r.Checksum, RateLimit: r.RateLimit, Connections: r.Connections, Priority: r.Priority}
 }
 
 func (r storedRequest) sameTarget(q Request) bool {
@@ -148,9 +149,6 @@ func (s *Session) createRecord(rec *taskRecord) error {
 	}
 	return nil
 }
-
-// saveRecord durably replaces the task's record.
-func (s *Session) saveRecord(rec *taskRecord) error { return s.writeRecord(rec, true) }
 
 // writeRecord replaces the task's record, synced or not. An unsynced save
 // may be lost or torn by a power loss, leaving the record before it.

@@ -29,4 +29,8 @@ type Request struct {
 	// a strong validator and the file is large, one otherwise. More than
 	// one is used only under those same conditions.
 	Connections int
+	// Priority orders the tasks waiting for a free place (Options.MaxActive)
+	// or a free connection to their host: higher goes first; equal
+	// priorities go in the order they came. Default 0.
+	Priority int
 }

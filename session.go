@@ -34,15 +34,18 @@ type Session struct {
 	id       [16]byte // this state folder's identity
 	bootID   [16]byte
 	client   *http.Client
-	limiter  *rate.Limiter // nil: no session-wide limit
-	slots    chan struct{} // nil: no MaxActive
 	events   *dispatcher
+
+	limitsMu sync.Mutex
+	limits   Limits
+	limiter  *rate.Limiter // all tasks together; rate.Inf: no limit
+	active   *gate         // tasks running at once, MaxActive
+
+	hostMu sync.Mutex
+	hosts  map[string]*gate // connections per host, at most MaxConnsPerHost
 
 	dirMu      sync.Mutex
 	dirSyncers map[string]*dirSyncer // shared folder syncs, by folder
-
-	hostMu sync.Mutex
-	hosts  map[string]chan struct{} // connections per host, at most MaxConnsPerHost
 
 	mu          sync.Mutex
 	tasks       map[string]*Task
@@ -84,12 +87,9 @@ func open(ctx context.Context, opts Options, fsys vfs.FS, bootID [16]byte) (*Ses
 		byTarget: map[string]*Task{},
 		client:   httpClient(opts),
 	}
-	if opts.RateLimit > 0 {
-		s.limiter = newLimiter(opts.RateLimit)
-	}
-	if opts.MaxActive > 0 {
-		s.slots = make(chan struct{}, opts.MaxActive)
-	}
+	s.limits = Limits{MaxActive: opts.MaxActive, MaxConnsPerHost: opts.MaxConnsPerHost, RateLimit: opts.RateLimit}
+	s.limiter = newLimiter(opts.RateLimit)
+	s.active = newGate(opts.MaxActive)
 	if err := fsys.MkdirAll(s.tasksDir, 0o700); err != nil {
 		return nil, &DiskError{Op: "create state folder", Path: s.tasksDir, Err: err}
 	}
@@ -269,7 +269,7 @@ func (s *Session) Start(req Request) (*Task, error) {
 		State: recActive,
 		Request: storedRequest{URL: req.URL, Dest: req.Dest, DestIsDir: req.DestIsDir,
 			Header: req.Header, Checksum: req.Checksum, RateLimit: req.RateLimit, Connections: req.Connections,
-			Mirrors: req.Mirrors},
+			Mirrors: req.Mirrors, Priority: req.Priority},
 		Mirrors: make([]mirrorState, len(req.Mirrors)),
 		Total:   -1,
 		Created: now,
@@ -328,25 +328,36 @@ func (s *Session) checkRequest(req Request) (Request, error) {
 	return req, nil
 }
 
-// checkAllowed refuses a folder outside Options.AllowedDirs.
+// checkAllowed refuses a folder outside Options.AllowedDirs, judged by
+// where it really is: symbolic links resolved, in the part of the path
+// that exists, as downloads create the rest.
 func (s *Session) checkAllowed(dir string) error {
 	if len(s.opts.AllowedDirs) == 0 {
 		return nil
 	}
-	real, err := filepath.EvalSymlinks(dir)
-	if err != nil {
-		real = filepath.Clean(dir)
-	}
+	real := resolvePath(dir)
 	for _, allowed := range s.opts.AllowedDirs {
-		a, err := filepath.EvalSymlinks(allowed)
-		if err != nil {
-			a = filepath.Clean(allowed)
-		}
+		a := resolvePath(allowed)
 		if real == a || strings.HasPrefix(real, a+string(filepath.Separator)) {
 			return nil
 		}
 	}
-	return fmt.Errorf("durl: %s is outside the folders downloads may be written to", dir)
+	return fmt.Errorf("%w: %s", ErrOutsideAllowedDirs, dir)
+}
+
+// resolvePath resolves the symbolic links of the longest part of the
+// absolute, clean path p that exists, and appends the rest.
+func resolvePath(p string) string {
+	rest := ""
+	for dir := filepath.Clean(p); ; dir = filepath.Dir(dir) {
+		if real, err := filepath.EvalSymlinks(dir); err == nil {
+			return filepath.Join(real, rest)
+		}
+		if dir == filepath.Dir(dir) {
+			return filepath.Clean(p)
+		}
+		rest = filepath.Join(filepath.Base(dir), rest)
+	}
 }
 
 // Resume continues a download from resume data this session made. If the
@@ -398,6 +409,20 @@ func (s *Session) Interrupted() []*Task {
 	return append([]*Task(nil), s.interrupted...)
 }
 
+// Prune removes the completed tasks whose records are older than
+// Options.KeepCompleted (Open does the same) and returns how many it
+// removed. Their files stay.
+func (s *Session) Prune() int {
+	n := 0
+	for _, t := range s.Tasks() {
+		rec := t.savedRecord()
+		if t.State() == Completed && time.Since(rec.Updated) > s.opts.KeepCompleted && t.Remove(false) == nil {
+			n++
+		}
+	}
+	return n
+}
+
 // removeTaskFiles removes a task's file from the state folder.
 func (s *Session) removeTaskFiles(id string) error {
 	if err := s.fs.Remove(s.taskPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -434,26 +459,63 @@ func (s *Session) forget(t *Task) {
 	}
 }
 
-// hostSlot waits for a free connection to host, under
-// Options.MaxConnsPerHost across all the session's tasks, and returns the
-// function that frees it.
-func (s *Session) hostSlot(ctx context.Context, host string) (func(), error) {
+// hostSlot waits for a free connection to host, under the limit
+// MaxConnsPerHost across all the session's tasks (the task's priority
+// decides who goes first), and returns the function that frees it.
+func (s *Session) hostSlot(ctx context.Context, t *Task, host string) (func(), error) {
 	s.hostMu.Lock()
 	if s.hosts == nil {
-		s.hosts = map[string]chan struct{}{}
+		s.hosts = map[string]*gate{}
 	}
-	slots, ok := s.hosts[host]
+	g, ok := s.hosts[host]
 	if !ok {
-		slots = make(chan struct{}, s.opts.MaxConnsPerHost)
-		s.hosts[host] = slots
+		g = newGate(s.Limits().MaxConnsPerHost)
+		s.hosts[host] = g
 	}
 	s.hostMu.Unlock()
-	select {
-	case slots <- struct{}{}:
-		return func() { <-slots }, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if err := g.acquire(ctx, t.Priority); err != nil {
+		return nil, err
 	}
+	return g.release, nil
+}
+
+// Limits are the limits of a session that can change while it runs.
+type Limits struct {
+	// MaxActive is the number of tasks that run at once; 0 is no limit.
+	MaxActive int
+	// MaxConnsPerHost caps the connections to one host across all tasks;
+	// 0 means the default, 16.
+	MaxConnsPerHost int
+	// RateLimit caps the bytes per second of all tasks together; 0 is no
+	// limit.
+	RateLimit int64
+}
+
+// Limits returns the session's current limits.
+func (s *Session) Limits() Limits {
+	s.limitsMu.Lock()
+	defer s.limitsMu.Unlock()
+	return s.limits
+}
+
+// SetLimits changes the session's limits at once: running tasks are not
+// stopped when MaxActive shrinks, but no queued task starts until fewer
+// run than the new limit; the queue goes by priority.
+func (s *Session) SetLimits(l Limits) {
+	l.MaxActive, l.RateLimit = max(l.MaxActive, 0), max(l.RateLimit, 0)
+	if l.MaxConnsPerHost <= 0 {
+		l.MaxConnsPerHost = defaultMaxConnsPerHost
+	}
+	s.limitsMu.Lock()
+	s.limits = l
+	s.limitsMu.Unlock()
+	s.active.setLimit(l.MaxActive)
+	setRate(s.limiter, l.RateLimit)
+	s.hostMu.Lock()
+	for _, g := range s.hosts {
+		g.setLimit(l.MaxConnsPerHost)
+	}
+	s.hostMu.Unlock()
 }
 
 func newID() string {
@@ -462,6 +524,19 @@ func newID() string {
 	return hex.EncodeToString(b)
 }
 
+// newLimiter returns a limiter of bytesPerSecond; 0 is no limit.
 func newLimiter(bytesPerSecond int64) *rate.Limiter {
-	return rate.NewLimiter(rate.Limit(bytesPerSecond), max(bufferSize, int(bytesPerSecond)))
+	l := rate.NewLimiter(rate.Inf, 0)
+	setRate(l, bytesPerSecond)
+	return l
+}
+
+// setRate changes a limiter made by newLimiter; 0 is no limit.
+func setRate(l *rate.Limiter, bytesPerSecond int64) {
+	if bytesPerSecond <= 0 {
+		l.SetLimit(rate.Inf)
+		return
+	}
+	l.SetBurst(max(bufferSize, int(bytesPerSecond)))
+	l.SetLimit(rate.Limit(bytesPerSecond))
 }

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // errAlreadyRunning: Resume of a task that runs in this session.
@@ -34,12 +37,18 @@ type Task struct {
 	written   int64
 	rate      float64
 	resume    ResumeData // resume data made when the last run ended
+
+	saveMu   sync.Mutex    // serialises saves of rec
+	priority atomic.Int64  // rec.Request.Priority, read by the session's gates
+	limiter  *rate.Limiter // rec.Request.RateLimit
 }
 
 func newTask(s *Session, rec taskRecord) *Task {
 	done := make(chan struct{})
 	close(done)
-	return &Task{s: s, id: rec.ID, rec: rec, done: done, written: -1}
+	t := &Task{s: s, id: rec.ID, rec: rec, done: done, written: -1, limiter: newLimiter(rec.Request.RateLimit)}
+	t.priority.Store(int64(rec.Request.Priority))
+	return t
 }
 
 // ID is the task's stable identifier.
@@ -163,19 +172,42 @@ func (t *Task) Resume() error {
 
 // Cancel stops the task and removes its partial data and its record.
 func (t *Task) Cancel() error {
-	t.mu.Lock()
-	if t.elsewhere {
-		t.mu.Unlock()
-		return ErrLocked
+	if err := t.discard(true, false); err != nil {
+		return err
 	}
-	t.mu.Unlock()
-	t.stop(errCancelled)
+	t.s.emit(t, EventCancelled, "", nil)
+	return nil
+}
+
+// Remove stops the task if it runs and removes its record: the session no
+// longer lists it. With deleteData it also removes the task's data: the
+// partial file of an unfinished download, the downloaded file of a
+// completed one. Without, the data stays where it is. Remove sends no
+// event.
+func (t *Task) Remove(deleteData bool) error { return t.discard(deleteData, deleteData) }
+
+// discard stops the task, removes the data asked for and its record, and
+// forgets it.
+func (t *Task) discard(deletePartial, deleteFile bool) error {
 	t.mu.Lock()
-	rec := t.rec
+	elsewhere := t.elsewhere
 	t.mu.Unlock()
-	if rec.Path != "" && rec.State != recCompleted {
-		if err := t.s.fs.Remove(partialPath(rec.Path)); err != nil && !os.IsNotExist(err) {
-			return &DiskError{Op: "remove partial file", Path: partialPath(rec.Path), Err: err}
+	if elsewhere {
+		return fmt.Errorf("%w (task %s)", ErrLocked, t.id)
+	}
+	t.stop(errCancelled)
+	rec := t.savedRecord()
+	var data string
+	switch {
+	case rec.Path == "":
+	case rec.State != recCompleted && deletePartial:
+		data = partialPath(rec.Path)
+	case rec.State == recCompleted && deleteFile:
+		data = rec.Path
+	}
+	if data != "" {
+		if err := t.s.fs.Remove(data); err != nil && !os.IsNotExist(err) {
+			return &DiskError{Op: "remove", Path: data, Err: err}
 		}
 	}
 	if err := t.s.removeTaskFiles(t.id); err != nil {
@@ -183,7 +215,6 @@ func (t *Task) Cancel() error {
 	}
 	t.setState(Cancelled)
 	t.s.forget(t)
-	t.s.emit(t, EventCancelled, "", nil)
 	return nil
 }
 
@@ -272,23 +303,86 @@ func outcome(ctx context.Context, err error) (error, State, EventKind) {
 func (t *Task) saveOutcome(ctx context.Context, err error) {
 	err, state, _ := outcome(ctx, err)
 	t.mu.Lock()
-	rec := t.rec
+	active := t.rec.State == recActive
+	t.mu.Unlock()
+	if !active || !(state == Failed || errors.Is(err, ErrPaused)) {
+		return
+	}
+	t.saveRecord(func() taskRecord {
+		rec := t.savedRecord()
+		if state == Failed {
+			rec.State, rec.Error = recFailed, err.Error()
+		} else {
+			rec.State = recPaused
+		}
+		return rec
+	}, true)
+}
+
+// saveRecord writes the record that next returns, with the task's current
+// priority and rate limit, and makes it the task's saved record. Saves of
+// a task are serialised, so next sees the record of the previous save.
+func (t *Task) saveRecord(next func() taskRecord, durable bool) error {
+	t.saveMu.Lock()
+	defer t.saveMu.Unlock()
+	rec := next()
+	rec.Request.Priority = t.Priority()
+	rec.Request.RateLimit = t.RateLimit()
+	if err := t.s.writeRecord(&rec, durable); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	t.rec = rec
+	t.mu.Unlock()
+	return nil
+}
+
+// savedRecord returns the record as last saved.
+func (t *Task) savedRecord() taskRecord {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.rec
+}
+
+// Created is when the task was created.
+func (t *Task) Created() time.Time { return t.savedRecord().Created }
+
+// Priority is the task's priority (Request.Priority, as last set).
+func (t *Task) Priority() int { return int(t.priority.Load()) }
+
+// RateLimit is the task's limit in bytes per second, 0 for none.
+func (t *Task) RateLimit() int64 {
+	if l := t.limiter.Limit(); l != rate.Inf {
+		return int64(l)
+	}
+	return 0
+}
+
+// SetPriority changes the task's priority, at once for the queue, and
+// saves it in the task's record.
+func (t *Task) SetPriority(p int) error {
+	return t.changeSetting(func() { t.priority.Store(int64(p)) })
+}
+
+// SetRateLimit changes the task's limit in bytes per second (0 removes
+// it), at once for a running download, and saves it in the task's record.
+func (t *Task) SetRateLimit(bytesPerSecond int64) error {
+	return t.changeSetting(func() { setRate(t.limiter, max(bytesPerSecond, 0)) })
+}
+
+// changeSetting applies change and saves the task's record with it.
+func (t *Task) changeSetting(change func()) error {
+	t.mu.Lock()
+	elsewhere, final := t.elsewhere, t.state.Final()
 	t.mu.Unlock()
 	switch {
-	case rec.State != recActive:
-		return
-	case state == Paused && errors.Is(err, ErrPaused):
-		rec.State = recPaused
-	case state == Failed:
-		rec.State, rec.Error = recFailed, err.Error()
-	default:
-		return
+	case elsewhere:
+		return fmt.Errorf("%w (task %s)", ErrLocked, t.id)
+	case final:
+		return ErrNotResumable
 	}
-	if t.s.saveRecord(&rec) == nil {
-		t.mu.Lock()
-		t.rec = rec
-		t.mu.Unlock()
-	}
+	change()
+	return t.saveRecord(t.savedRecord, true)
 }
 
 // finish records how a run ended in memory and wakes its waiters.

@@ -247,7 +247,7 @@ func (d *download) attempt(ctx context.Context, idx int) error {
 		req.Header.Set("Range", httpx.FormatRange(pos-overlap, -1))
 	}
 
-	release, err := d.s.hostSlot(actx, req.URL.Host)
+	release, err := d.s.hostSlot(actx, d.t, req.URL.Host)
 	if err != nil {
 		return context.Cause(actx)
 	}

@@ -1,0 +1,291 @@
+package durl
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/durl-dev/durl/durltest"
+)
+
+func TestGateOrder(t *testing.T) {
+	g := newGate(1)
+	if err := g.acquire(context.Background(), func() int { return 0 }); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var order []int
+	var wg sync.WaitGroup
+	priorities := []int{1, 5, 3, 5}
+	for i, p := range priorities {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g.acquire(context.Background(), func() int { return p })
+			mu.Lock()
+			order = append(order, i)
+			mu.Unlock()
+			g.release()
+		}()
+		waitUntil(t, func() bool { return g.waiting() == i+1 })
+	}
+	g.release()
+	wg.Wait()
+	want := []int{1, 3, 2, 0} // highest first; equal ones in arrival order
+	for i := range want {
+		if order[i] != want[i] {
+			t.Fatalf("let through in order %v, want %v", order, want)
+		}
+	}
+}
+
+func TestGateLimitChangesAndGivingUp(t *testing.T) {
+	g := newGate(1)
+	zero := func() int { return 0 }
+	g.acquire(context.Background(), zero)
+	ctx, cancel := context.WithCancel(context.Background())
+	gaveUp := make(chan error, 1)
+	go func() { gaveUp <- g.acquire(ctx, zero) }()
+	waitUntil(t, func() bool { return g.waiting() == 1 })
+	cancel()
+	if err := <-gaveUp; !errors.Is(err, context.Canceled) {
+		t.Fatalf("acquire after cancel: %v", err)
+	}
+	if g.waiting() != 0 {
+		t.Fatal("a waiter that gave up is still waiting")
+	}
+	through := make(chan struct{})
+	go func() { g.acquire(context.Background(), zero); close(through) }()
+	waitUntil(t, func() bool { return g.waiting() == 1 })
+	g.setLimit(2)
+	select {
+	case <-through:
+	case <-time.After(10 * time.Second):
+		t.Fatal("raising the limit let no waiter through")
+	}
+	g.setLimit(0) // no limit
+	if err := g.acquire(context.Background(), zero); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestQueueByPriority: with MaxActive 1, queued tasks start highest
+// priority first, a priority changed while queued counts, and raising
+// MaxActive starts the others at once.
+func TestQueueByPriority(t *testing.T) {
+	srv := durltest.NewServer(durltest.WithContent(1, 64<<10), durltest.WithRate(256<<10))
+	defer srv.Close()
+	s, log, dir := testSession(t, srv, Options{MaxActive: 1})
+	first, err := s.Start(Request{URL: srv.FileURL(), Dest: filepath.Join(dir, "f0")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, func() bool { return first.State() == Running })
+	var queued []*Task
+	for i, p := range []int{0, 1, 2} {
+		task, err := s.Start(Request{URL: srv.FileURL(), Dest: filepath.Join(dir, "q", string(rune('a'+i))), Priority: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		queued = append(queued, task)
+	}
+	if err := queued[0].SetPriority(9); err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range append(queued, first) {
+		if err := wait(t, task); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var started []string
+	for _, e := range log.snapshot() {
+		if e.Kind == EventStarted {
+			started = append(started, e.TaskID)
+		}
+	}
+	want := []string{first.ID(), queued[0].ID(), queued[2].ID(), queued[1].ID()}
+	for i := range want {
+		if started[i] != want[i] {
+			t.Fatalf("started in order %v, want %v", started, want)
+		}
+	}
+	rec, err := s.loadRecord(queued[0].ID())
+	if err != nil || rec.Request.Priority != 9 {
+		t.Fatalf("saved priority %d (%v), want 9", rec.Request.Priority, err)
+	}
+
+	// Raising the limit lets every queued task run at once.
+	s.SetLimits(Limits{MaxActive: 1})
+	blocker, _ := s.Start(Request{URL: srv.FileURL(), Dest: filepath.Join(dir, "b")})
+	waitUntil(t, func() bool { return blocker.State() == Running })
+	other, _ := s.Start(Request{URL: srv.FileURL(), Dest: filepath.Join(dir, "o")})
+	if other.State() != Queued {
+		t.Fatalf("second task is %s with MaxActive 1", other.State())
+	}
+	s.SetLimits(Limits{MaxActive: 2})
+	waitUntil(t, func() bool { return other.State() != Queued })
+	if got := s.Limits(); got.MaxActive != 2 || got.MaxConnsPerHost != 16 || got.RateLimit != 0 {
+		t.Fatalf("Limits() = %+v", got)
+	}
+	wait(t, blocker)
+	wait(t, other)
+}
+
+// TestRateLimitsChangeWhileRunning: a task limited to a crawl speeds up
+// when its limit is lifted, and the new limit is saved.
+func TestRateLimitsChangeWhileRunning(t *testing.T) {
+	srv := durltest.NewServer(durltest.WithContent(2, 4<<20))
+	defer srv.Close()
+	s, _, dir := testSession(t, srv, Options{})
+	task, err := s.Start(Request{URL: srv.FileURL(), Dest: filepath.Join(dir, "f"), RateLimit: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitWritten(t, task, 1)
+	if task.RateLimit() != 64<<10 {
+		t.Fatalf("RateLimit() = %d", task.RateLimit())
+	}
+	if err := task.SetRateLimit(0); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(t, task); err != nil { // 4 MiB at 64 KiB/s would take a minute
+		t.Fatal(err)
+	}
+	checkFile(t, filepath.Join(dir, "f"), 2, 4<<20)
+	if rec := task.savedRecord(); rec.Request.RateLimit != 0 {
+		t.Fatalf("saved rate limit %d after lifting it", rec.Request.RateLimit)
+	}
+
+	// The session-wide limit applies the same way.
+	s.SetLimits(Limits{RateLimit: 64 << 10})
+	slow, _ := s.Start(Request{URL: srv.FileURL(), Dest: filepath.Join(dir, "g")})
+	waitWritten(t, slow, 1)
+	s.SetLimits(Limits{})
+	if err := wait(t, slow); err != nil {
+		t.Fatal(err)
+	}
+	if err := task.SetPriority(3); !errors.Is(err, ErrNotResumable) {
+		t.Fatalf("SetPriority of a completed task: %v", err)
+	}
+}
+
+func TestRemove(t *testing.T) {
+	srv := durltest.NewServer(durltest.WithContent(3, 1<<20), durltest.WithRate(256<<10))
+	defer srv.Close()
+	s, _, dir := testSession(t, srv, Options{})
+	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
+
+	// An unfinished task, removed without its data: the partial file stays.
+	a, _ := s.Start(Request{URL: srv.FileURL(), Dest: filepath.Join(dir, "a")})
+	waitWritten(t, a, 1)
+	if err := a.Remove(false); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.Task(a.ID()); ok || exists(s.taskPath(a.ID())) {
+		t.Fatal("removed task is still known")
+	}
+	if !exists(filepath.Join(dir, "a"+PartialSuffix)) {
+		t.Fatal("Remove(false) deleted the partial file")
+	}
+
+	// With its data: the partial file goes too.
+	b, _ := s.Start(Request{URL: srv.FileURL(), Dest: filepath.Join(dir, "b")})
+	waitWritten(t, b, 1)
+	if err := b.Remove(true); err != nil {
+		t.Fatal(err)
+	}
+	if exists(filepath.Join(dir, "b"+PartialSuffix)) {
+		t.Fatal("Remove(true) left the partial file")
+	}
+
+	// A completed task: the file stays without deleteData, goes with it.
+	c, err := get(t, s, srv.FileURL(), filepath.Join(dir, "c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := get(t, s, srv.FileURL(), filepath.Join(dir, "d"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Remove(false)
+	d.Remove(true)
+	if !exists(filepath.Join(dir, "c")) || exists(filepath.Join(dir, "d")) {
+		t.Fatal("Remove of completed tasks: wrong files left")
+	}
+	if n := len(s.Tasks()); n != 0 {
+		t.Fatalf("%d tasks left after removing all", n)
+	}
+}
+
+func TestPrune(t *testing.T) {
+	srv := durltest.NewServer(durltest.WithContent(4, 1024))
+	defer srv.Close()
+	s, _, dir := testSession(t, srv, Options{KeepCompleted: time.Hour})
+	old, _ := get(t, s, srv.FileURL(), filepath.Join(dir, "old"))
+	recent, _ := get(t, s, srv.FileURL(), filepath.Join(dir, "new"))
+	rec := old.savedRecord()
+	rec.Updated = time.Now().Add(-2 * time.Hour)
+	old.mu.Lock()
+	old.rec = rec
+	old.mu.Unlock()
+	if n := s.Prune(); n != 1 {
+		t.Fatalf("Prune removed %d tasks, want 1", n)
+	}
+	if _, ok := s.Task(old.ID()); ok {
+		t.Fatal("the old completed task is still listed")
+	}
+	if _, ok := s.Task(recent.ID()); !ok {
+		t.Fatal("the recent completed task was pruned")
+	}
+	checkFile(t, filepath.Join(dir, "old"), 4, 1024)
+}
+
+// TestAllowedDirs: destinations that escape the allowed folders by "..",
+// by a symbolic link (also one under a folder that does not exist yet) or
+// by an absolute path are refused before anything is created.
+func TestAllowedDirs(t *testing.T) {
+	srv := durltest.NewServer(durltest.WithContent(5, 1024))
+	defer srv.Close()
+	root := t.TempDir()
+	allowed := filepath.Join(root, "downloads")
+	outside := filepath.Join(root, "outside")
+	os.MkdirAll(allowed, 0o755)
+	os.MkdirAll(outside, 0o755)
+	if err := os.Symlink(outside, filepath.Join(allowed, "link")); err != nil {
+		t.Fatal(err)
+	}
+	s, _, _ := testSession(t, srv, Options{AllowedDirs: []string{allowed}})
+	for _, dest := range []string{
+		filepath.Join(allowed, "..", "outside", "f"),
+		filepath.Join(allowed, "link", "f"),
+		filepath.Join(allowed, "link", "new", "deeper", "f"),
+		filepath.Join(outside, "f"),
+		"/f",
+	} {
+		if _, err := s.Start(Request{URL: srv.FileURL(), Dest: dest}); !errors.Is(err, ErrOutsideAllowedDirs) {
+			t.Errorf("Start to %s: %v, want ErrOutsideAllowedDirs", dest, err)
+		}
+	}
+	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+		t.Fatalf("refused downloads created %d entries outside", len(entries))
+	}
+	if _, err := get(t, s, srv.FileURL(), filepath.Join(allowed, "new", "f")); err != nil {
+		t.Fatalf("a new folder inside the allowed one: %v", err)
+	}
+}
+
+// waitUntil waits (at most 10 s) until cond holds.
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 10 s")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
