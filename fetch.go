@@ -112,6 +112,7 @@ func (t *Task) run(ctx context.Context) (err error) {
 	if err := lock.Lock(); err != nil {
 		return lockError(err, s.taskPath(t.id))
 	}
+	t.hold(lock)
 	defer func() { t.saveOutcome(ctx, err) }() // before the lock is released
 	if err := d.load(); err != nil {
 		return err
@@ -518,6 +519,7 @@ func (d *download) close() {
 		d.part.Close()
 	}
 	if d.lock != nil {
+		d.t.hold(nil)
 		d.lock.Close()
 	}
 }

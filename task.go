@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/durl-dev/durl/internal/vfs"
 )
 
 // errAlreadyRunning: Resume of a task that runs in this session.
@@ -38,7 +40,10 @@ type Task struct {
 	rate      float64
 	resume    ResumeData // resume data made when the last run ended
 
-	saveMu   sync.Mutex    // serialises saves of rec
+	saveMu   sync.Mutex    // serialises saves of rec, guards held, slot and seq
+	held     vfs.File      // the task file, while a run of this process holds its lock
+	slot     int           // with held: the record slot of the newest record
+	seq      uint64        // and its sequence number
 	priority atomic.Int64  // rec.Request.Priority, read by the session's gates
 	limiter  *rate.Limiter // rec.Request.RateLimit
 }
@@ -328,13 +333,32 @@ func (t *Task) saveRecord(next func() taskRecord, durable bool) error {
 	rec := next()
 	rec.Request.Priority = t.Priority()
 	rec.Request.RateLimit = t.RateLimit()
-	if err := t.s.writeRecord(&rec, durable); err != nil {
-		return err
+	if t.held == nil {
+		if err := t.s.writeRecord(&rec, durable); err != nil {
+			return err
+		}
+	} else {
+		if err := writeRecordSlot(t.held, &rec, 1-t.slot, t.seq+1, durable); err != nil {
+			return &DiskError{Op: "save task record", Path: t.s.taskPath(t.id), Err: err}
+		}
+		t.slot, t.seq = 1-t.slot, t.seq+1
 	}
 	t.mu.Lock()
 	t.rec = rec
 	t.mu.Unlock()
 	return nil
+}
+
+// hold makes saves write through f, the task file a run has locked, until
+// hold(nil): no other process writes the record meanwhile, so the newest
+// slot is known without reading it back.
+func (t *Task) hold(f vfs.File) {
+	t.saveMu.Lock()
+	defer t.saveMu.Unlock()
+	t.held = f
+	if f != nil {
+		_, t.slot, t.seq = readRecordSlots(f)
+	}
 }
 
 // savedRecord returns the record as last saved.

@@ -14,11 +14,26 @@ var OS FS = osFS{}
 type osFS struct{}
 
 func (osFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
-	f, err := os.OpenFile(name, flag, perm)
+	f, err := openFile(name, flag, perm)
 	if err != nil {
 		return nil, err
 	}
 	return osFile{f}, nil
+}
+
+// openFile is os.OpenFile for regular files and folders, without the four
+// system calls os.OpenFile spends trying to add every file to Go's network
+// poller (which refuses regular files): a download opens several files.
+func openFile(name string, flag int, perm os.FileMode) (*os.File, error) {
+	var fd int
+	err := ignoreEINTR(func() (err error) {
+		fd, err = unix.Open(name, flag|unix.O_CLOEXEC, uint32(perm.Perm()))
+		return err
+	})
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: name, Err: err}
+	}
+	return os.NewFile(uintptr(fd), name), nil
 }
 
 func (osFS) Rename(oldname, newname string) error         { return os.Rename(oldname, newname) }
@@ -40,7 +55,7 @@ func (osFS) ReadDir(name string) ([]string, error) {
 }
 
 func (osFS) SyncDir(name string) error {
-	d, err := os.Open(name)
+	d, err := openFile(name, os.O_RDONLY, 0)
 	if err != nil {
 		return err
 	}
