@@ -1,6 +1,7 @@
 // Package api defines the JSON messages of durl's daemon API (durl serve):
 // what clients send and what the daemon answers, with the paths they go to.
-// docs/api.yaml is the OpenAPI description of the same API.
+// docs/openapi.json is the OpenAPI description of the same API, and
+// docs/api.md shows how to use it with curl.
 //
 // The API is HTTP with JSON bodies, served on a Unix socket in the state
 // folder (SocketName) and, when asked, on TCP with a bearer token. Every
@@ -32,7 +33,7 @@ const (
 	PathResumeAll = "/v1/resume-all"        // POST: Stats
 	PathStats     = "/v1/stats"             // GET: Stats
 	PathLimits    = "/v1/limits"            // GET: Limits; PATCH Limits: Limits
-	PathEvents    = "/v1/events"            // GET: text/event-stream of Event (Last-Event-ID header or ?last_event_id=N)
+	PathEvents    = "/v1/events"            // GET: text/event-stream of Event after Last-Event-ID (header, or ?last_event_id=N); without one, new events only
 	PathMetrics   = "/metrics"              // GET: Prometheus text format
 )
 
@@ -92,7 +93,7 @@ const (
 
 // Task is one download as the daemon knows it.
 type Task struct {
-	ID          string    `json:"id"`
+	ID          string    `json:"id"` // 16 lower-case hex digits
 	URL         string    `json:"url"`
 	Mirrors     []string  `json:"mirrors,omitempty"`
 	Path        string    `json:"path,omitempty"` // the destination file, once known
@@ -123,7 +124,7 @@ type TaskList struct {
 type ListQuery struct {
 	State string // ?state=running,queued: only these states
 	After string // ?after=ID: the page after the task with this ID
-	Limit int    // ?limit=N: at most N tasks (default 100, at most 1000)
+	Limit int    // ?limit=N: at most N tasks (default 100; more than 1000 counts as 1000)
 }
 
 // TaskPatch is the body of PATCH PathTask: the fields given are changed.
@@ -136,15 +137,15 @@ type TaskPatch struct {
 // PATCH only the fields given are changed.
 type Limits struct {
 	MaxActive       *int   `json:"max_active,omitempty"`         // downloads at once; 0 is no limit
-	MaxConnsPerHost *int   `json:"max_conns_per_host,omitempty"` // connections to one host across all downloads
+	MaxConnsPerHost *int   `json:"max_conns_per_host,omitempty"` // connections to one host across all downloads; 0 is the default, 16
 	RateLimit       *int64 `json:"rate_limit,omitempty"`         // bytes per second of all downloads; 0 is no limit
 }
 
 // Stats answers PathStats.
 type Stats struct {
-	Tasks        map[string]int `json:"tasks"` // how many tasks are in each state
-	Rate         float64        `json:"rate"`  // bytes per second of all running downloads
-	Written      int64          `json:"written"`
+	Tasks        map[string]int `json:"tasks"`         // how many tasks are in each state
+	Rate         float64        `json:"rate"`          // bytes per second of all running downloads
+	Written      int64          `json:"written"`       // bytes written by the tasks the daemon keeps
 	LastID       uint64         `json:"last_event_id"` // the newest event's ID
 	Uptime       float64        `json:"uptime_seconds"`
 	Limits       Limits         `json:"limits"`
@@ -152,9 +153,11 @@ type Stats struct {
 	EventClients int            `json:"event_clients"` // clients reading the event stream
 }
 
-// Event kinds, as in Event.Kind. "gap" is sent alone, first, to a client
-// whose Last-Event-ID is older than the oldest event kept: some events are
-// gone, so it should read the tasks again.
+// Event kinds, as in Event.Kind. A "gap" event says that events the client
+// should have had are gone (trimmed from the log, or its Last-Event-ID is
+// not from this log): it should read the tasks again. It comes first to a
+// client whose Last-Event-ID is too old or unknown, or in the stream when
+// a slow client fell behind the trimming; the events from FirstKept follow.
 const (
 	EventAdded       = "added"
 	EventStarted     = "started"
@@ -162,7 +165,7 @@ const (
 	EventRetrying    = "retrying"
 	EventRestarted   = "restarted"
 	EventPaused      = "paused"
-	EventResumed     = "resumed" // a paused or failed task was resumed by a client
+	EventResumed     = "resumed" // a paused, interrupted or failed task was resumed by a client
 	EventInterrupted = "interrupted"
 	EventRecovered   = "recovered" // found in flight when the daemon started, and resumed
 	EventCompleted   = "completed"
@@ -182,8 +185,8 @@ type Event struct {
 	TaskID  string    `json:"task_id,omitempty"`
 	URL     string    `json:"url,omitempty"`
 	Path    string    `json:"path,omitempty"`
-	State   string    `json:"state,omitempty"`
-	Written int64     `json:"written,omitempty"`
+	State   string    `json:"state,omitempty"`   // the task's state after the event (a State constant)
+	Written int64     `json:"written,omitempty"` // omitted when 0, as Total and Rate are
 	Total   int64     `json:"total,omitempty"`
 	Rate    float64   `json:"rate,omitempty"`
 	Reason  string    `json:"reason,omitempty"`
@@ -200,7 +203,7 @@ const (
 	CodeUnauthorized = "unauthorized"          // missing or wrong bearer token (401)
 	CodeNotFound     = "not_found"             // no such task or path (404)
 	CodeForbidden    = "forbidden_destination" // the destination is outside the daemon's download folders (403)
-	CodeConflict     = "conflict"              // the task cannot do that now: completed, locked by another process (409)
+	CodeConflict     = "conflict"              // the task cannot do that now: it completed, was cancelled, or another process runs it (409)
 	CodeMethod       = "method_not_allowed"    // (405)
 	CodeUnavailable  = "shutting_down"         // the daemon is stopping (503)
 	CodeInternal     = "internal"              // a failure of the daemon or its disk (500)
