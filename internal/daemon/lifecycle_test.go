@@ -1,0 +1,200 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/durl-dev/durl"
+	"github.com/durl-dev/durl/api"
+	"github.com/durl-dev/durl/durltest"
+)
+
+func TestDownloadCompletes(t *testing.T) {
+	state, dl := testDirs(t)
+	const size = 256 << 10
+	src := durltest.NewServer(durltest.WithContent(7, size))
+	defer src.Close()
+	d := startDaemon(t, state, dl)
+
+	out := filepath.Join(dl, "sub", "a.bin")
+	sum := durltest.Digest(7, size)
+	task := d.add(api.Download{URL: src.FileURL(), Output: out, Checksum: fmt.Sprintf("sha256:%x", sum)})[0]
+	task = d.waitState(task.ID, api.StateCompleted)
+	if task.Path != out || task.Written != size || task.Total != size {
+		t.Fatalf("completed task: %+v", task)
+	}
+	if err := durltest.VerifyFile(out, 7, size); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPauseResumeCancel(t *testing.T) {
+	state, dl := testDirs(t)
+	src := slowSource(t)
+	d := startDaemon(t, state, dl)
+	out := filepath.Join(dl, "slow.bin")
+	task := d.add(api.Download{URL: src.FileURL(), Output: out})[0]
+	id := task.ID
+	d.waitState(id, api.StateRunning)
+
+	var got api.Task
+	d.call("POST", "/v1/tasks/"+id+"/pause", nil, http.StatusOK, &got)
+	if got.State != api.StatePaused {
+		t.Fatalf("after pause: %s", got.State)
+	}
+	if _, err := os.Stat(out + durl.PartialSuffix); err != nil {
+		t.Fatalf("no partial file after pause: %v", err)
+	}
+	d.call("POST", "/v1/tasks/"+id+"/pause", nil, http.StatusOK, &got) // pausing again is fine
+	d.call("POST", "/v1/tasks/"+id+"/resume", nil, http.StatusOK, &got)
+	if got.State != api.StateQueued && got.State != api.StateRunning {
+		t.Fatalf("after resume: %s", got.State)
+	}
+	d.call("POST", "/v1/tasks/"+id+"/resume", nil, http.StatusOK, &got) // resuming again is fine
+	d.call("POST", "/v1/tasks/"+id+"/cancel", nil, http.StatusOK, &got)
+	if got.State != api.StateCancelled {
+		t.Fatalf("after cancel: %s", got.State)
+	}
+	if _, err := os.Stat(out + durl.PartialSuffix); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the partial file is still there after cancel: %v", err)
+	}
+	d.wantError("GET", "/v1/tasks/"+id, nil, http.StatusNotFound, api.CodeNotFound)
+	d.wantError("POST", "/v1/tasks/"+id+"/cancel", nil, http.StatusNotFound, api.CodeNotFound)
+	d.wantError("POST", "/v1/tasks/"+id+"/resume", nil, http.StatusNotFound, api.CodeNotFound)
+}
+
+func TestRemove(t *testing.T) {
+	state, dl := testDirs(t)
+	src := durltest.NewServer(durltest.WithContent(3, 64<<10))
+	defer src.Close()
+	slow := slowSource(t)
+	d := startDaemon(t, state, dl)
+
+	kept := d.add(api.Download{URL: src.URL + "/kept.bin"})[0]
+	gone := d.add(api.Download{URL: src.URL + "/gone.bin"})[0]
+	kept = d.waitState(kept.ID, api.StateCompleted)
+	gone = d.waitState(gone.ID, api.StateCompleted)
+	d.wantError("POST", "/v1/tasks/"+kept.ID+"/cancel", nil, http.StatusConflict, api.CodeConflict)
+	d.wantError("POST", "/v1/tasks/"+kept.ID+"/pause", nil, http.StatusConflict, api.CodeConflict)
+	d.wantError("POST", "/v1/tasks/"+kept.ID+"/resume", nil, http.StatusConflict, api.CodeConflict)
+	d.wantError("PATCH", "/v1/tasks/"+kept.ID, `{"priority": 3}`, http.StatusConflict, api.CodeConflict)
+	d.wantError("DELETE", "/v1/tasks/"+kept.ID+"?delete_data=perhaps", nil, http.StatusBadRequest, api.CodeBadRequest)
+
+	d.call("DELETE", "/v1/tasks/"+kept.ID, nil, http.StatusOK, nil)
+	d.wantError("GET", "/v1/tasks/"+kept.ID, nil, http.StatusNotFound, api.CodeNotFound)
+	if err := durltest.VerifyFile(kept.Path, 3, 64<<10); err != nil {
+		t.Fatalf("DELETE without delete_data removed the file: %v", err)
+	}
+	d.call("DELETE", "/v1/tasks/"+gone.ID+"?delete_data=true", nil, http.StatusOK, nil)
+	if _, err := os.Stat(gone.Path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("DELETE with delete_data left the file: %v", err)
+	}
+
+	out := filepath.Join(dl, "partial.bin")
+	part := d.add(api.Download{URL: slow.FileURL(), Output: out})[0]
+	d.waitState(part.ID, api.StateRunning)
+	d.call("DELETE", "/v1/tasks/"+part.ID+"?delete_data=true", nil, http.StatusOK, nil)
+	if _, err := os.Stat(out + durl.PartialSuffix); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("DELETE with delete_data left the partial file: %v", err)
+	}
+	d.wantError("DELETE", "/v1/tasks/"+part.ID, nil, http.StatusNotFound, api.CodeNotFound)
+	if n := d.count(); n != 0 {
+		t.Fatalf("%d tasks left", n)
+	}
+}
+
+func TestCompletedTasksArePruned(t *testing.T) {
+	state, dl := testDirs(t)
+	src := durltest.NewServer(durltest.WithContent(4, 32<<10))
+	defer src.Close()
+	d := startDaemon(t, state, dl, func(c *Config) { c.KeepCompleted = time.Millisecond; c.PruneInterval = 20 * time.Millisecond })
+	task := d.add(api.Download{URL: src.FileURL()})[0]
+	waitFor(t, "the completed task forgotten", func() bool {
+		status, _ := d.do("GET", "/v1/tasks/"+task.ID, nil)
+		return status == http.StatusNotFound
+	})
+	if err := durltest.VerifyFile(filepath.Join(dl, "file"), 4, 32<<10); err != nil {
+		t.Fatalf("pruning touched the file: %v", err)
+	}
+}
+
+func TestGracefulStopResumesOnRestart(t *testing.T) {
+	state, dl := testDirs(t)
+	const size = 1 << 20
+	src := durltest.NewServer(durltest.WithContent(5, size), durltest.WithRate(512<<10))
+	defer src.Close()
+	out := filepath.Join(dl, "big.bin")
+
+	d := startDaemon(t, state, dl)
+	task := d.add(api.Download{URL: src.FileURL(), Output: out})[0]
+	waitFor(t, "some bytes written", func() bool { return d.get(task.ID).Written > 0 })
+	if err := d.stop(); err != nil {
+		t.Fatalf("Serve after a graceful stop: %v", err)
+	}
+	if _, err := os.Stat(d.srv.SocketPath()); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the socket is still there after the stop: %v", err)
+	}
+	if err := durltest.VerifyFile(out, 5, size); err == nil {
+		t.Skip("the download completed before the stop; the source is too fast for this machine")
+	}
+
+	d2 := startDaemon(t, state, dl)
+	d2.waitState(task.ID, api.StateCompleted)
+	if err := durltest.VerifyFile(out, 5, size); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOneDaemonPerStateFolder(t *testing.T) {
+	state, dl := testDirs(t)
+	startDaemon(t, state, dl)
+	_, err := New(context.Background(), Config{StateDir: state, DownloadDirs: []string{dl}})
+	if !errors.Is(err, ErrRunning) {
+		t.Fatalf("a second New on the same state folder: %v, want ErrRunning", err)
+	}
+}
+
+func TestStaleSocket(t *testing.T) {
+	state, dl := testDirs(t)
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(state, api.SocketName)
+
+	// A socket that something else answers on is refused.
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(context.Background(), Config{StateDir: state, DownloadDirs: []string{dl}, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Listen(); !errors.Is(err, ErrRunning) {
+		t.Fatalf("Listen over a live socket: %v, want ErrRunning", err)
+	}
+	srv.Close()
+
+	// A socket left by a process that died is replaced.
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	if _, err := os.Stat(path); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, state, dl)
+	d.call("GET", api.PathVersion, nil, http.StatusOK, nil)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket mode %v, want 0600", fi.Mode().Perm())
+	}
+}
