@@ -146,7 +146,8 @@ func (a *app) rootCmd() *cobra.Command {
 	root.SetErr(a.env.stderr)
 	root.PersistentFlags().StringVar(&a.stateDir, "state", "",
 		"state folder `DIR` (default $DURL_STATE, else $XDG_STATE_HOME/durl, else ~/.local/state/durl)")
-	root.AddCommand(a.getCmd(), a.versionCmd())
+	root.AddCommand(a.getCmd(), a.versionCmd(), a.serveCmd())
+	root.AddCommand(a.clientCmds()...)
 	return root
 }
 

@@ -1,0 +1,684 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/durl-dev/durl/api"
+)
+
+// apiFake is a small in-memory stand-in for durl serve's API.
+type apiFake struct {
+	token string // the bearer token required, "" for none
+	stop  chan struct{}
+
+	mu       sync.Mutex
+	tasks    map[string]*api.Task
+	order    []string
+	events   []api.Event // events[i].ID == i+1
+	changed  chan struct{}
+	requests []string // "METHOD /path?query body"
+	onStream func()   // called in a goroutine when an event stream starts
+}
+
+func newAPIFake() *apiFake {
+	return &apiFake{tasks: map[string]*api.Task{}, changed: make(chan struct{}), stop: make(chan struct{})}
+}
+
+// serveUnix serves f on the socket of a new state folder, which it returns.
+func (f *apiFake) serveUnix(t *testing.T) string {
+	dir := socketTempDir(t)
+	l, err := net.Listen("unix", filepath.Join(dir, api.SocketName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: f.handler()}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	t.Cleanup(func() { close(f.stop) })
+	return dir
+}
+
+// serveTCP serves f on 127.0.0.1 and returns its URL.
+func (f *apiFake) serveTCP(t *testing.T) string {
+	srv := httptest.NewServer(f.handler())
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(f.stop) })
+	return srv.URL
+}
+
+// socketTempDir returns a new temporary folder short enough to hold a
+// Unix socket.
+func socketTempDir(t *testing.T) string {
+	dir := t.TempDir()
+	if len(dir)+len(api.SocketName) < 100 {
+		return dir
+	}
+	dir, err := os.MkdirTemp("", "durl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// put adds or replaces a task.
+func (f *apiFake) put(task api.Task) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.tasks[task.ID] == nil {
+		f.order = append(f.order, task.ID)
+	}
+	f.tasks[task.ID] = &task
+	f.emitLocked(api.Event{Kind: api.EventAdded, TaskID: task.ID, URL: task.URL, State: task.State})
+}
+
+// emit sends an event, first applying its state to its task.
+func (f *apiFake) emit(ev api.Event) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if t := f.tasks[ev.TaskID]; t != nil && ev.State != "" {
+		t.State, t.Error = ev.State, ev.Error
+		if ev.Written > 0 {
+			t.Written = ev.Written
+		}
+	}
+	f.emitLocked(ev)
+}
+
+func (f *apiFake) emitLocked(ev api.Event) {
+	ev.ID = uint64(len(f.events) + 1)
+	f.events = append(f.events, ev)
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+// requestLog returns the requests received, without the event streams.
+func (f *apiFake) requestLog() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.requests...)
+}
+
+func (f *apiFake) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		fakeAnswer(w, api.Stats{LastID: uint64(len(f.events))})
+	})
+	mux.HandleFunc("POST /v1/tasks", func(w http.ResponseWriter, r *http.Request) {
+		var req api.AddRequest
+		json.NewDecoder(r.Body).Decode(&req)
+		var resp api.AddResponse
+		for _, d := range req.Downloads {
+			f.mu.Lock()
+			id := "t" + strconv.Itoa(len(f.order)+1)
+			f.mu.Unlock()
+			task := api.Task{ID: id, URL: d.URL, State: api.StateQueued, Total: -1, Path: d.Output, Dir: d.Dir}
+			f.put(task)
+			resp.Tasks = append(resp.Tasks, task)
+		}
+		fakeAnswer(w, resp)
+	})
+	mux.HandleFunc("GET /v1/tasks", f.list)
+	mux.HandleFunc("GET /v1/tasks/{id}", f.taskAction(""))
+	mux.HandleFunc("DELETE /v1/tasks/{id}", f.taskAction("removed"))
+	mux.HandleFunc("POST /v1/tasks/{id}/pause", f.taskAction(api.StatePaused))
+	mux.HandleFunc("POST /v1/tasks/{id}/resume", f.taskAction(api.StateQueued))
+	mux.HandleFunc("POST /v1/tasks/{id}/cancel", f.taskAction(api.StateCancelled))
+	mux.HandleFunc("GET /v1/events", f.stream)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if r.URL.Path != api.PathEvents {
+			f.mu.Lock()
+			f.requests = append(f.requests, strings.TrimSpace(r.Method+" "+r.URL.RequestURI()+" "+strings.TrimSpace(string(body))))
+			f.mu.Unlock()
+		}
+		if f.token != "" && r.Header.Get("Authorization") != "Bearer "+f.token {
+			fakeFail(w, http.StatusUnauthorized, api.CodeUnauthorized, "missing or wrong token")
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func fakeAnswer(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
+}
+
+func fakeFail(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(api.ErrorResponse{Error: api.Error{Code: code, Message: msg}})
+}
+
+// list answers pages of two tasks.
+func (f *apiFake) list(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	q := r.URL.Query()
+	var list api.TaskList
+	started := q.Get("after") == ""
+	for _, id := range f.order {
+		t := f.tasks[id]
+		if s := q.Get("state"); s != "" && !strings.Contains(","+s+",", ","+t.State+",") {
+			continue
+		}
+		list.Total++
+		switch {
+		case !started:
+			started = id == q.Get("after")
+		case len(list.Tasks) == 2:
+			list.Next = list.Tasks[1].ID
+		default:
+			list.Tasks = append(list.Tasks, *t)
+		}
+	}
+	fakeAnswer(w, list)
+}
+
+// taskAction answers a request about one task, which then gets state
+// (unless "").
+func (f *apiFake) taskAction(state string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		t := f.tasks[r.PathValue("id")]
+		if t == nil {
+			fakeFail(w, http.StatusNotFound, api.CodeNotFound, "no task "+r.PathValue("id"))
+			return
+		}
+		switch state {
+		case "":
+		case "removed":
+			delete(f.tasks, t.ID)
+			f.emitLocked(api.Event{Kind: api.EventRemoved, TaskID: t.ID})
+		default:
+			t.State = state
+			f.emitLocked(api.Event{Kind: state, TaskID: t.ID, State: state})
+		}
+		fakeAnswer(w, *t)
+	}
+}
+
+// stream serves the events after the Last-Event-ID, or from now on.
+func (f *apiFake) stream(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	pos := uint64(len(f.events))
+	if last := r.Header.Get("Last-Event-ID"); last != "" {
+		pos, _ = strconv.ParseUint(last, 10, 64)
+	}
+	hook := f.onStream
+	f.mu.Unlock()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprint(w, ": ping\n\n")
+	w.(http.Flusher).Flush()
+	if hook != nil {
+		go hook()
+	}
+	for {
+		f.mu.Lock()
+		evs := append([]api.Event(nil), f.events[min(pos, uint64(len(f.events))):]...)
+		changed := f.changed
+		f.mu.Unlock()
+		for _, ev := range evs {
+			b, _ := json.Marshal(ev)
+			fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", ev.ID, ev.Kind, b)
+			pos = ev.ID
+		}
+		w.(http.Flusher).Flush()
+		select {
+		case <-changed:
+		case <-r.Context().Done():
+			return
+		case <-f.stop:
+			return
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// clientRun is a run of durl in this process.
+type clientRun struct {
+	vars     map[string]string
+	cwd      string
+	terminal bool
+	stdout   syncBuffer
+	stderr   syncBuffer
+}
+
+// run runs durl args with the state folder stateDir and returns the exit
+// code; it gives up after 10 s.
+func (r *clientRun) run(ctx context.Context, stateDir string, args ...string) int {
+	vars := map[string]string{"DURL_STATE": stateDir}
+	for k, v := range r.vars {
+		vars[k] = v
+	}
+	cwd := r.cwd
+	if cwd == "" {
+		cwd = "/cwd"
+	}
+	e := &env{
+		stdin:    strings.NewReader(""),
+		stdout:   &r.stdout,
+		stderr:   &r.stderr,
+		getenv:   func(k string) string { return vars[k] },
+		getwd:    func() (string, error) { return cwd, nil },
+		terminal: r.terminal,
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return run(ctx, args, e)
+}
+
+// runClient runs durl args against the daemon of stateDir.
+func runClient(t *testing.T, stateDir string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var r clientRun
+	code = r.run(context.Background(), stateDir, args...)
+	return code, r.stdout.String(), r.stderr.String()
+}
+
+func TestClientCommandsWithoutDaemon(t *testing.T) {
+	dir := socketTempDir(t)
+	want := "durl: no durl daemon is running for state folder " + dir + "; start one with: durl serve --state " + dir + "\n"
+	for _, args := range [][]string{
+		{"add", "https://example.com/a"}, {"ls"}, {"pause", "t1"}, {"resume", "t1"}, {"cancel", "t1"},
+		{"rm", "t1"}, {"watch"}, {"wait", "t1"},
+	} {
+		code, stdout, stderr := runClient(t, dir, args...)
+		if code != exitError || stderr != want || stdout != "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 1 and %q", args, code, stdout, stderr, want)
+		}
+	}
+}
+
+func TestClientUsageErrors(t *testing.T) {
+	f := newAPIFake()
+	dir := f.serveUnix(t)
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"add"}, "no URL given"},
+		{[]string{"add", "-o", "f", "https://h/a", "https://h/b"}, "-o names one file"},
+		{[]string{"add", "--checksum", "md5:00", "https://h/a"}, "32 hex digits"},
+		{[]string{"add", "--limit-rate", "fast", "https://h/a"}, "--limit-rate"},
+		{[]string{"add", "-H", "bad", "https://h/a"}, "want 'Name: value'"},
+		{[]string{"add", "ftp://h/a"}, "not an http or https URL"},
+		{[]string{"ls", "--only", "running,sleeping"}, `"sleeping" is not a state`},
+		{[]string{"ls", "extra"}, "unknown command"},
+		{[]string{"pause"}, "no task ID given"},
+		{[]string{"rm"}, "no task ID given"},
+		{[]string{"wait"}, "no task ID given"},
+		{[]string{"ls", "--server", "ftp://127.0.0.1:1"}, "--server"},
+	} {
+		code, _, stderr := runClient(t, dir, tt.args...)
+		if code != exitUsage || !strings.Contains(stderr, tt.want) || strings.Count(stderr, "\n") != 1 {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 and %q", tt.args, code, stderr, tt.want)
+		}
+	}
+	if got := f.requestLog(); len(got) != 0 {
+		t.Errorf("requests sent for usage errors: %q", got)
+	}
+}
+
+func TestAdd(t *testing.T) {
+	f := newAPIFake()
+	dir := f.serveUnix(t)
+	cwd := t.TempDir()
+	r := &clientRun{cwd: cwd}
+	sum := "sha256:" + strings.Repeat("ab", 32)
+	code := r.run(context.Background(), dir, "add", "-o", "out/f.bin", "--priority", "3", "-x", "4", "--checksum", sum,
+		"-H", "X-A:  1 ", "--mirror", "https://m.example/x", "--limit-rate", "1M", "--paused", "https://example.com/x")
+	if code != 0 || r.stdout.String() != "t1\n" || r.stderr.String() != "" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, r.stdout.String(), r.stderr.String())
+	}
+	var req api.AddRequest
+	log := f.requestLog()
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(log[0], "POST /v1/tasks ")), &req); err != nil {
+		t.Fatal(log[0], err)
+	}
+	want := api.Download{URL: "https://example.com/x", Mirrors: []string{"https://m.example/x"},
+		Output: filepath.Join(cwd, "out", "f.bin"), Headers: []string{"X-A: 1"}, Checksum: sum, Connections: 4,
+		Priority: 3, RateLimit: 1 << 20, Paused: true}
+	if len(req.Downloads) != 1 || !reflect.DeepEqual(req.Downloads[0], want) {
+		t.Errorf("request %+v\nwant %+v", req.Downloads, want)
+	}
+
+	// -d, several URLs, --json.
+	r = &clientRun{cwd: cwd}
+	code = r.run(context.Background(), dir, "add", "-d", "dl", "--json", "https://example.com/a", "https://example.com/b")
+	var tasks []api.Task
+	if err := json.Unmarshal([]byte(r.stdout.String()), &tasks); code != 0 || err != nil || len(tasks) != 2 {
+		t.Fatalf("exit %d, stdout %q, %v", code, r.stdout.String(), err)
+	}
+	if tasks[0].ID != "t2" || tasks[1].ID != "t3" || tasks[1].Dir != filepath.Join(cwd, "dl") {
+		t.Errorf("tasks %+v", tasks)
+	}
+
+	// Neither -o nor -d: the daemon's folder.
+	code, stdout, _ := runClient(t, dir, "add", "https://example.com/c")
+	if last := f.requestLog()[2]; code != 0 || stdout != "t4\n" || last != `POST /v1/tasks {"downloads":[{"url":"https://example.com/c"}]}` {
+		t.Errorf("exit %d, stdout %q, request %s", code, stdout, last)
+	}
+}
+
+func TestAddRefused(t *testing.T) {
+	srvDir := socketTempDir(t)
+	l, err := net.Listen("unix", filepath.Join(srvDir, api.SocketName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	message := "/etc/x is outside the download folders"
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		fakeFail(w, http.StatusForbidden, api.CodeForbidden, message)
+	})}
+	go srv.Serve(l)
+	defer srv.Close()
+	code, _, stderr := runClient(t, srvDir, "add", "-o", "/etc/x", "https://example.com/x")
+	want := "durl: /etc/x is outside the download folders; choose a destination (-o, -d) inside the daemon's download folders\n"
+	if code != exitError || stderr != want {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+
+	// A message that says what to do is shown as it is.
+	mu.Lock()
+	message = "/etc is outside the download folders; start durl serve with -d /etc"
+	mu.Unlock()
+	code, _, stderr = runClient(t, srvDir, "add", "-o", "/etc/x", "https://example.com/x")
+	if want := "durl: /etc is outside the download folders; start durl serve with -d /etc\n"; code != exitError || stderr != want {
+		t.Errorf("exit %d, stderr %q, want %q", code, stderr, want)
+	}
+}
+
+func TestLs(t *testing.T) {
+	f := newAPIFake()
+	dir := f.serveUnix(t)
+	f.put(api.Task{ID: "t1", URL: "https://example.com/files/a.iso", State: api.StateRunning, Written: 512 << 10, Total: 1 << 20, Rate: 2048})
+	f.put(api.Task{ID: "t2", URL: "https://example.com/b", Path: "/d/b.bin", State: api.StateCompleted, Written: 3000, Total: 3000})
+	f.put(api.Task{ID: "t3", URL: "https://example.com/c", State: api.StateQueued, Total: -1})
+
+	code, stdout, stderr := runClient(t, dir, "ls")
+	want := "" +
+		"ID  STATE      PROGRESS  SIZE     RATE       NAME\n" +
+		"t1  running    50%       1.0 MiB  2.0 KiB/s  a.iso\n" +
+		"t2  completed  100%      2.9 KiB  -          b.bin\n" +
+		"t3  queued     0 B       ?        -          c\n"
+	if code != 0 || stdout != want || stderr != "" {
+		t.Errorf("exit %d, stderr %q, stdout\n%s\nwant\n%s", code, stderr, stdout, want)
+	}
+
+	code, stdout, _ = runClient(t, dir, "ls", "--only", "running, queued", "--json")
+	var tasks []api.Task
+	if err := json.Unmarshal([]byte(stdout), &tasks); code != 0 || err != nil || len(tasks) != 2 || tasks[1].ID != "t3" {
+		t.Errorf("exit %d, %v, stdout %s", code, err, stdout)
+	}
+	if log := f.requestLog(); log[len(log)-1] != "GET /v1/tasks?state=running%2Cqueued" {
+		t.Errorf("requests %q", log)
+	}
+
+	// Empty: the header only, or [].
+	f2 := newAPIFake()
+	dir2 := f2.serveUnix(t)
+	if _, stdout, _ := runClient(t, dir2, "ls", "--json"); stdout != "[]\n" {
+		t.Errorf("empty --json: %q", stdout)
+	}
+}
+
+func TestTaskActions(t *testing.T) {
+	f := newAPIFake()
+	dir := f.serveUnix(t)
+	f.put(api.Task{ID: "t1", URL: "https://example.com/a", State: api.StateRunning})
+	f.put(api.Task{ID: "t2", URL: "https://example.com/b", State: api.StateQueued})
+
+	code, stdout, stderr := runClient(t, dir, "pause", "t1", "nope", "t2")
+	if code != exitError || stdout != "t1: paused\nt2: paused\n" ||
+		stderr != "durl: nope: no task nope; list the tasks with: durl ls\n" {
+		t.Errorf("pause: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	for _, tt := range []struct{ cmd, want string }{{"resume", "resumed"}, {"cancel", "cancelled"}} {
+		code, stdout, stderr := runClient(t, dir, tt.cmd, "t1")
+		if code != 0 || stdout != "t1: "+tt.want+"\n" || stderr != "" {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q", tt.cmd, code, stdout, stderr)
+		}
+	}
+	code, stdout, _ = runClient(t, dir, "rm", "--delete-data", "t1")
+	if code != 0 || stdout != "t1: removed, data deleted\n" {
+		t.Errorf("rm: exit %d, stdout %q", code, stdout)
+	}
+	code, stdout, _ = runClient(t, dir, "rm", "t2")
+	if code != 0 || stdout != "t2: removed\n" {
+		t.Errorf("rm: exit %d, stdout %q", code, stdout)
+	}
+	want := []string{
+		"POST /v1/tasks/t1/pause", "POST /v1/tasks/nope/pause", "POST /v1/tasks/t2/pause",
+		"POST /v1/tasks/t1/resume", "POST /v1/tasks/t1/cancel",
+		"DELETE /v1/tasks/t1?delete_data=true", "DELETE /v1/tasks/t2",
+	}
+	if got := f.requestLog(); !reflect.DeepEqual(got, want) {
+		t.Errorf("requests\n got %q\nwant %q", got, want)
+	}
+}
+
+func TestWait(t *testing.T) {
+	f := newAPIFake()
+	dir := f.serveUnix(t)
+	f.put(api.Task{ID: "t1", URL: "https://example.com/a", Path: "/d/a", State: api.StateCompleted, Written: 2048, Total: 2048})
+	f.put(api.Task{ID: "t2", URL: "https://example.com/b", State: api.StateFailed,
+		Error: &api.Error{Code: api.CodeChecksum, Message: "the file does not match the checksum"}})
+	f.put(api.Task{ID: "t3", URL: "https://example.com/c", State: api.StatePaused})
+	f.put(api.Task{ID: "t4", URL: "https://example.com/d", State: api.StateFailed,
+		Error: &api.Error{Code: api.CodeNetwork, Message: "the server answered 404 Not Found"}})
+	f.put(api.Task{ID: "t5", URL: "https://example.com/e", State: api.StateCancelled})
+
+	code, stdout, stderr := runClient(t, dir, "wait", "t1", "t2", "t3")
+	if code != exitChecksum || stdout != "t1: completed /d/a (2.0 KiB)\n" ||
+		stderr != "durl: t2: https://example.com/b: the file does not match the checksum; check the checksum and the URL\n"+
+			"durl: t3: https://example.com/c: paused; continue it with: durl resume t3\n" {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	for _, tt := range []struct {
+		ids  []string
+		code int
+	}{
+		{[]string{"t1"}, exitOK},
+		{[]string{"t3", "t2"}, exitInterrupted},
+		{[]string{"t1", "t4", "t2"}, exitNetwork},
+		{[]string{"t5", "t4"}, exitError},
+	} {
+		if code, _, stderr := runClient(t, dir, append([]string{"wait"}, tt.ids...)...); code != tt.code {
+			t.Errorf("wait %v: exit %d, want %d; stderr %q", tt.ids, code, tt.code, stderr)
+		}
+	}
+	code, _, stderr = runClient(t, dir, "wait", "t1", "nope")
+	if code != exitError || !strings.Contains(stderr, "no task nope; list the tasks with: durl ls") {
+		t.Errorf("unknown task: exit %d, stderr %q", code, stderr)
+	}
+}
+
+func TestWaitFollowsEvents(t *testing.T) {
+	f := newAPIFake()
+	dir := f.serveUnix(t)
+	f.put(api.Task{ID: "t1", URL: "https://example.com/a", State: api.StateRunning, Total: 10})
+	f.onStream = func() {
+		time.Sleep(50 * time.Millisecond)
+		f.emit(api.Event{Kind: api.EventProgress, TaskID: "t1", State: api.StateRunning, Written: 5})
+		f.emit(api.Event{Kind: api.EventCompleted, TaskID: "t1", State: api.StateCompleted, Written: 10})
+	}
+	code, stdout, stderr := runClient(t, dir, "wait", "t1")
+	if code != 0 || stdout != "t1: completed https://example.com/a (10 B)\n" {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+
+	// Ctrl-C: exit 7, the download goes on.
+	f.put(api.Task{ID: "t2", URL: "https://example.com/b", State: api.StateRunning})
+	f.mu.Lock()
+	f.onStream = nil
+	f.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	var r clientRun
+	if code := r.run(ctx, dir, "wait", "t2"); code != exitInterrupted ||
+		r.stderr.String() != "durl: stopped waiting; the downloads go on in the daemon (see durl ls)\n" {
+		t.Errorf("interrupted: exit %d, stderr %q", code, r.stderr.String())
+	}
+}
+
+// runUntil runs durl args until the output has want, then cancels it as
+// Ctrl-C would, and returns the exit code.
+func runUntil(t *testing.T, r *clientRun, dir string, out *syncBuffer, want string, args ...string) int {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	go func() { done <- r.run(ctx, dir, args...) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(out.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the output after 5 s: %q (stderr %q)", want, out.String(), r.stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		return code
+	case <-time.After(5 * time.Second):
+		t.Fatal("durl did not stop after Ctrl-C")
+	}
+	return -1
+}
+
+func TestWatchLines(t *testing.T) {
+	f := newAPIFake()
+	dir := f.serveUnix(t)
+	f.put(api.Task{ID: "t1", URL: "https://example.com/files/a.iso", State: api.StateQueued, Total: -1})
+	f.onStream = func() {
+		f.emit(api.Event{Kind: api.EventStarted, TaskID: "t1", State: api.StateRunning, Path: "/d/a.iso", Total: 4096})
+		f.emit(api.Event{Kind: api.EventProgress, TaskID: "t1", State: api.StateRunning, Written: 1024, Total: 4096, Rate: 1024})
+		f.emit(api.Event{Kind: api.EventFailed, TaskID: "t1", State: api.StateFailed,
+			Error: &api.Error{Code: api.CodeNetwork, Message: "connection reset"}})
+		f.put(api.Task{ID: "t2", URL: "https://example.com/b", State: api.StateQueued})
+	}
+	r := &clientRun{}
+	code := runUntil(t, r, dir, &r.stdout, "t2 added", "watch")
+	want := "" +
+		"t1 started a.iso\n" +
+		"t1 progress a.iso 1.0 KiB of 4.0 KiB (25%), 1.0 KiB/s\n" +
+		"t1 failed a.iso: connection reset\n" +
+		"t2 added https://example.com/b\n"
+	if code != 0 || r.stdout.String() != want || r.stderr.String() != "" {
+		t.Errorf("exit %d, stderr %q, stdout\n%s\nwant\n%s", code, r.stderr.String(), r.stdout.String(), want)
+	}
+
+	// --json: the events as they are.
+	r = &clientRun{}
+	f.mu.Lock()
+	f.onStream = func() { f.emit(api.Event{Kind: api.EventPaused, TaskID: "t2", State: api.StatePaused}) }
+	f.mu.Unlock()
+	code = runUntil(t, r, dir, &r.stdout, "\n", "watch", "--json")
+	var ev api.Event
+	if err := json.Unmarshal([]byte(r.stdout.String()), &ev); code != 0 || err != nil || ev.Kind != api.EventPaused || ev.TaskID != "t2" {
+		t.Errorf("--json: exit %d, %v, stdout %q", code, err, r.stdout.String())
+	}
+}
+
+func TestWatchTerminal(t *testing.T) {
+	f := newAPIFake()
+	dir := f.serveUnix(t)
+	f.put(api.Task{ID: "t1", URL: "https://example.com/a.iso", State: api.StateCompleted, Written: 10, Total: 10})
+	f.put(api.Task{ID: "t2", URL: "https://example.com/b.iso", State: api.StateRunning, Written: 5, Total: 10, Rate: 100})
+	r := &clientRun{terminal: true}
+	code := runUntil(t, r, dir, &r.stderr, "b.iso", "watch")
+	out := r.stderr.String()
+	if code != 0 || r.stdout.String() != "" {
+		t.Errorf("exit %d, stdout %q", code, r.stdout.String())
+	}
+	for _, want := range []string{"\x1b[J", "2 tasks, 1 running, 1 completed; 100 B/s", "ID  STATE", "t2  running    50%"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in %q", want, out)
+		}
+	}
+	if strings.Index(out, "t2  running") > strings.Index(out, "t1  completed") {
+		t.Errorf("the running task is not first: %q", out)
+	}
+}
+
+func TestServerFlag(t *testing.T) {
+	f := newAPIFake()
+	f.token = "s3cret"
+	url := f.serveTCP(t)
+	f.put(api.Task{ID: "t1", URL: "https://example.com/a", State: api.StateQueued, Total: -1})
+	state := t.TempDir() // no daemon there
+
+	code, stdout, stderr := runClient(t, state, "ls", "--server", url, "--token", "s3cret")
+	if code != 0 || !strings.Contains(stdout, "t1  queued") {
+		t.Errorf("--server: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	code, _, stderr = runClient(t, state, "ls", "--server", url, "--token", "wrong")
+	if code != exitError || stderr != "durl: missing or wrong token; check --token or $DURL_TOKEN\n" {
+		t.Errorf("wrong token: exit %d, stderr %q", code, stderr)
+	}
+
+	r := &clientRun{vars: map[string]string{"DURL_SERVER": strings.TrimPrefix(url, "http://"), "DURL_TOKEN": "s3cret"}}
+	if code := r.run(context.Background(), state, "pause", "t1"); code != 0 || r.stdout.String() != "t1: paused\n" {
+		t.Errorf("$DURL_SERVER: exit %d, stdout %q, stderr %q", code, r.stdout.String(), r.stderr.String())
+	}
+
+	// A local server: the token file of the state folder.
+	if err := os.WriteFile(filepath.Join(state, api.TokenName), []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runClient(t, state, "resume", "t1", "--server", url); code != 0 {
+		t.Errorf("token file: exit %d, stderr %q", code, stderr)
+	}
+
+	// Nobody there.
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := l.Addr().String()
+	l.Close()
+	code, _, stderr = runClient(t, state, "ls", "--server", "http://"+addr)
+	if code != exitError || !strings.HasPrefix(stderr, "durl: cannot talk to the durl daemon at http://"+addr) ||
+		!strings.HasSuffix(stderr, "; check that durl serve is running, and --server, --token or --state\n") {
+		t.Errorf("closed port: exit %d, stderr %q", code, stderr)
+	}
+}
