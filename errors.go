@@ -3,6 +3,10 @@ package durl
 import (
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
 )
 
 // Sentinel errors. Test for them with errors.Is.
@@ -81,3 +85,67 @@ func (e *DiskError) Error() string { return fmt.Sprintf("durl: %s %s: %v", e.Op,
 
 // Unwrap returns the underlying error.
 func (e *DiskError) Unwrap() error { return e.Err }
+
+// errorKind classifies the error a task failed with, for its record, so
+// that the error it is loaded with by a later session still answers
+// errors.Is and errors.As as the original did (see storedError).
+func errorKind(err error) string {
+	var (
+		disk   *DiskError
+		status *StatusError
+		retry  *retryableError
+		netErr net.Error
+	)
+	switch {
+	case errors.Is(err, ErrChecksumMismatch):
+		return "checksum"
+	case errors.Is(err, ErrRemoteChanged):
+		return "remote-changed"
+	case errors.Is(err, ErrLocked):
+		return "locked"
+	case errors.As(err, &disk):
+		return "disk"
+	case errors.As(err, &status):
+		return "status:" + strconv.Itoa(status.StatusCode)
+	case errors.As(err, &retry), errors.As(err, &netErr):
+		return "network"
+	}
+	return ""
+}
+
+// storedError is the error of a failed task loaded from its record: the
+// message it failed with, and what errorKind said it was.
+type storedError struct {
+	msg  string
+	kind error // a sentinel, *DiskError or *StatusError; nil if unknown
+}
+
+func (e *storedError) Error() string { return e.msg }
+func (e *storedError) Unwrap() error { return e.kind }
+
+// storedNetError is a storedError of a network failure: it is a net.Error.
+type storedNetError struct{ storedError }
+
+func (e *storedNetError) Timeout() bool   { return false }
+func (e *storedNetError) Temporary() bool { return true }
+
+// restoreError rebuilds a failed task's error from its record.
+func restoreError(kind, msg string) error {
+	e := storedError{msg: msg}
+	switch {
+	case kind == "checksum":
+		e.kind = ErrChecksumMismatch
+	case kind == "remote-changed":
+		e.kind = ErrRemoteChanged
+	case kind == "locked":
+		e.kind = ErrLocked
+	case kind == "disk":
+		e.kind = &DiskError{Op: "a past run", Err: errors.New(msg)}
+	case kind == "network":
+		return &storedNetError{e}
+	case strings.HasPrefix(kind, "status:"):
+		code, _ := strconv.Atoi(strings.TrimPrefix(kind, "status:"))
+		e.kind = &StatusError{StatusCode: code, Status: fmt.Sprintf("%d %s", code, http.StatusText(code))}
+	}
+	return &e
+}

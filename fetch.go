@@ -476,7 +476,7 @@ func (d *download) moveIntoPlace() error {
 	// Not synced: if a power loss takes this save, the record says
 	// "finishing", and the next run finds the file in place (D3).
 	d.rec.State = recCompleted
-	d.rec.Error = ""
+	d.rec.Error, d.rec.ErrorKind = "", ""
 	return d.saveAs(false)
 }
 
@@ -506,6 +506,7 @@ func (d *download) keepAside(got []byte) error {
 		return diskError("rename", aside, err)
 	}
 	d.rec.State = recFailed
+	d.rec.ErrorKind = errorKind(ErrChecksumMismatch)
 	d.rec.Error = fmt.Sprintf("checksum mismatch: expected %s, got %s:%x; the file is kept as %s",
 		d.sum, d.sum.Algorithm, got, aside)
 	d.save()

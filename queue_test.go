@@ -3,6 +3,7 @@ package durl
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -232,8 +233,8 @@ func TestPrune(t *testing.T) {
 	old.mu.Lock()
 	old.rec = rec
 	old.mu.Unlock()
-	if n := s.Prune(); n != 1 {
-		t.Fatalf("Prune removed %d tasks, want 1", n)
+	if ids := s.Prune(); len(ids) != 1 || ids[0] != old.ID() {
+		t.Fatalf("Prune removed %v, want [%s]", ids, old.ID())
 	}
 	if _, ok := s.Task(old.ID()); ok {
 		t.Fatal("the old completed task is still listed")
@@ -287,5 +288,40 @@ func waitUntil(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met in 10 s")
 		}
 		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// TestFailureKindSurvivesReopen: a failed task loaded by a later session
+// still answers errors.Is and errors.As as the error it failed with did.
+func TestFailureKindSurvivesReopen(t *testing.T) {
+	srv := durltest.NewServer(durltest.WithStatusSequence(404))
+	defer srv.Close()
+	s, _, dir := testSession(t, srv, Options{})
+	task, err := get(t, s, srv.FileURL(), filepath.Join(dir, "f"))
+	if err == nil {
+		t.Fatal("the 404 did not fail")
+	}
+	s.Close()
+	s2, err := Open(context.Background(), Options{StateDir: filepath.Join(dir, "state")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	again, ok := s2.Task(task.ID())
+	if !ok || again.State() != Failed {
+		t.Fatalf("reopened: found %t, state %v", ok, again.State())
+	}
+	var se *StatusError
+	if err := again.Err(); !errors.As(err, &se) || se.StatusCode != 404 || err.Error() == "" {
+		t.Fatalf("reopened error %v, want a 404 StatusError", err)
+	}
+	for _, err := range []error{ErrChecksumMismatch, ErrRemoteChanged, ErrLocked} {
+		if back := restoreError(errorKind(fmt.Errorf("x: %w", err)), "m"); !errors.Is(back, err) {
+			t.Errorf("%v restored as %v", err, back)
+		}
+	}
+	var disk *DiskError
+	if back := restoreError(errorKind(&DiskError{Op: "write", Err: errors.New("full")}), "m"); !errors.As(back, &disk) {
+		t.Errorf("a DiskError restored as %T", back)
 	}
 }

@@ -57,6 +57,7 @@ type taskRecord struct {
 	// records of other generations are ignored.
 	Generation uint64    `json:"generation"`
 	Error      string    `json:"error,omitempty"`
+	ErrorKind  string    `json:"error_kind,omitempty"` // see errorKind
 	Created    time.Time `json:"created"`
 	Updated    time.Time `json:"updated"`
 }

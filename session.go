@@ -174,7 +174,7 @@ func (s *Session) recover(ctx context.Context) error {
 			t.state = Paused
 		case recFailed:
 			t.state = Failed
-			t.err = &TaskError{TaskID: rec.ID, URL: rec.Request.URL, Err: errors.New(rec.Error)}
+			t.err = &TaskError{TaskID: rec.ID, URL: rec.Request.URL, Err: restoreError(rec.ErrorKind, rec.Error)}
 		case recActive, recFinishing:
 			if s.lockedElsewhere(rec.ID) {
 				t.state = Running
@@ -410,17 +410,17 @@ func (s *Session) Interrupted() []*Task {
 }
 
 // Prune removes the completed tasks whose records are older than
-// Options.KeepCompleted (Open does the same) and returns how many it
-// removed. Their files stay.
-func (s *Session) Prune() int {
-	n := 0
+// Options.KeepCompleted (Open does the same) and returns their IDs. Their
+// files stay.
+func (s *Session) Prune() []string {
+	var removed []string
 	for _, t := range s.Tasks() {
 		rec := t.savedRecord()
 		if t.State() == Completed && time.Since(rec.Updated) > s.opts.KeepCompleted && t.Remove(false) == nil {
-			n++
+			removed = append(removed, t.id)
 		}
 	}
-	return n
+	return removed
 }
 
 // removeTaskFiles removes a task's file from the state folder.

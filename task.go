@@ -316,7 +316,7 @@ func (t *Task) saveOutcome(ctx context.Context, err error) {
 	t.saveRecord(func() taskRecord {
 		rec := t.savedRecord()
 		if state == Failed {
-			rec.State, rec.Error = recFailed, err.Error()
+			rec.State, rec.Error, rec.ErrorKind = recFailed, err.Error(), errorKind(err)
 		} else {
 			rec.State = recPaused
 		}
@@ -429,6 +429,7 @@ func (t *Task) finish(ctx context.Context, err error) {
 		t.resume = taskErr.ResumeData
 	}
 	t.cancel = nil
+	t.rate = 0
 	t.mu.Unlock()
 	t.setState(state)
 	if state != Cancelled {
@@ -453,7 +454,10 @@ func (t *Task) noteProgress(written int64, now time.Time, last *progressMark) {
 	t.written = max(t.written, written)
 	dt := now.Sub(last.at)
 	due := dt >= t.s.opts.ProgressInterval
-	if due {
+	switch {
+	case last.at.IsZero(): // the run's first progress: no rate yet
+		*last = progressMark{at: now, written: written}
+	case due:
 		inst := float64(written-last.written) / dt.Seconds()
 		if t.rate == 0 {
 			t.rate = inst

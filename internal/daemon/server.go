@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/durl-dev/durl"
+	"github.com/durl-dev/durl/api"
 	"github.com/durl-dev/durl/internal/eventlog"
 )
 
@@ -182,7 +183,9 @@ func (s *Server) pruneLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			s.session.Prune()
+			for _, id := range s.session.Prune() {
+				s.log.Append(api.Event{Kind: api.EventRemoved, TaskID: id, Reason: "completed longer ago than the retention period; its file was kept"})
+			}
 		}
 	}
 }
