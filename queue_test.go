@@ -325,3 +325,39 @@ func TestFailureKindSurvivesReopen(t *testing.T) {
 		t.Errorf("a DiskError restored as %T", back)
 	}
 }
+
+// TestAddWithoutStarting: Add makes a paused task that sends no request,
+// stays paused across a reopen, and downloads when resumed.
+func TestAddWithoutStarting(t *testing.T) {
+	srv := durltest.NewServer(durltest.WithContent(6, 4096))
+	defer srv.Close()
+	s, _, dir := testSession(t, srv, Options{})
+	dest := filepath.Join(dir, "f")
+	task, err := s.Add(Request{URL: srv.FileURL(), Dest: dest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if task.State() != Paused || len(srv.Requests()) != 0 {
+		t.Fatalf("added task is %s after %d requests", task.State(), len(srv.Requests()))
+	}
+	if again, _ := s.Add(Request{URL: srv.FileURL(), Dest: dest}); again != task {
+		t.Fatal("adding the same download again made a new task")
+	}
+	s.Close()
+	s2, err := Open(context.Background(), Options{StateDir: filepath.Join(dir, "state"), Client: srv.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	reopened, ok := s2.Task(task.ID())
+	if !ok || reopened.State() != Paused || len(srv.Requests()) != 0 {
+		t.Fatalf("reopened: found %t, state %v, %d requests", ok, reopened.State(), len(srv.Requests()))
+	}
+	if err := reopened.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(t, reopened); err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, dest, 6, 4096)
+}

@@ -240,7 +240,16 @@ func (s *Session) Close() error {
 // same URL and destination, Start continues that task instead, as rerunning
 // `durl get` does. It returns an error wrapping ErrLocked if that download
 // is running in another process.
-func (s *Session) Start(req Request) (*Task, error) {
+func (s *Session) Start(req Request) (*Task, error) { return s.create(req, true) }
+
+// Add creates a download without starting it: the task is Paused until
+// Task.Resume. If the session holds an unfinished task for the same URL and
+// destination, Add returns that task as it is.
+func (s *Session) Add(req Request) (*Task, error) { return s.create(req, false) }
+
+// create makes a new task for req, or finds the unfinished one of the same
+// download, and with start runs it.
+func (s *Session) create(req Request, start bool) (*Task, error) {
 	req, err := s.checkRequest(req)
 	if err != nil {
 		return nil, err
@@ -255,6 +264,9 @@ func (s *Session) Start(req Request) (*Task, error) {
 	if existing != nil && !existing.continues(req) {
 		existing = nil
 	}
+	if existing != nil && !start {
+		return existing, nil
+	}
 	if existing != nil {
 		switch err := existing.Resume(); {
 		case err == nil, errors.Is(err, errAlreadyRunning):
@@ -266,7 +278,7 @@ func (s *Session) Start(req Request) (*Task, error) {
 	now := time.Now().UTC()
 	rec := taskRecord{
 		ID:    newID(),
-		State: recActive,
+		State: recPaused,
 		Request: storedRequest{URL: req.URL, Dest: req.Dest, DestIsDir: req.DestIsDir,
 			Header: req.Header, Checksum: req.Checksum, RateLimit: req.RateLimit, Connections: req.Connections,
 			Mirrors: req.Mirrors, Priority: req.Priority},
@@ -277,17 +289,25 @@ func (s *Session) Start(req Request) (*Task, error) {
 	if !req.DestIsDir {
 		rec.Path = req.Dest
 	}
+	if start {
+		rec.State = recActive
+	}
 	if err := s.createRecord(&rec); err != nil {
 		return nil, err
 	}
 	t := newTask(s, rec)
-	t.state = Queued
+	t.state = Paused
+	if start {
+		t.state = Queued
+	}
 	s.mu.Lock()
 	s.add(t)
 	s.mu.Unlock()
 	s.emit(t, EventAdded, "", nil)
-	if err := t.start(); err != nil {
-		return nil, err
+	if start {
+		if err := t.start(); err != nil {
+			return nil, err
+		}
 	}
 	return t, nil
 }

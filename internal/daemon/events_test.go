@@ -17,8 +17,7 @@ func TestEventsReplayAfterRestart(t *testing.T) {
 	d := startDaemon(t, state, dl, oneAtATime)
 	s := d.events(0)
 	task := d.add(api.Download{URL: src.FileURL(), Paused: true})[0]
-	got := s.until(func(e api.Event) bool { return e.Kind == api.EventPaused })
-	added := got[0]
+	added := s.until(func(e api.Event) bool { return e.Kind == api.EventAdded })[0]
 	if added.Kind != api.EventAdded || added.TaskID != task.ID || added.ID == 0 || added.Time.IsZero() {
 		t.Fatalf("first event: %+v", added)
 	}
@@ -52,7 +51,7 @@ func TestEventsReplayAfterRestart(t *testing.T) {
 		}
 		kinds[e.Kind] = true
 	}
-	for _, k := range []string{api.EventPaused, api.EventResumed, api.EventRecovered} {
+	for _, k := range []string{api.EventResumed, api.EventRecovered, api.EventPaused} {
 		if !kinds[k] {
 			t.Errorf("no %s event in the replay: %+v", k, replay)
 		}
@@ -66,7 +65,7 @@ func TestEventsGap(t *testing.T) {
 	state, dl := testDirs(t)
 	src := slowSource(t)
 	d := startDaemon(t, state, dl, oneAtATime, func(c *Config) { c.EventMax = 4 })
-	for i := range 5 {
+	for i := range 8 { // an added event each
 		d.add(api.Download{URL: src.URL + "/" + strings.Repeat("x", i+1), Paused: true})
 	}
 	if err := d.srv.log.Flush(); err != nil {

@@ -42,26 +42,24 @@ func (s *Server) addTasks(w http.ResponseWriter, r *http.Request) error {
 		}
 		reqs[i] = req
 	}
-	tasks, err := s.startAll(reqs)
+	tasks, err := s.startAll(reqs, body.Downloads)
 	if err != nil {
 		return err
 	}
 	out := api.AddResponse{Tasks: make([]api.Task, len(tasks))}
 	for i, t := range tasks {
-		if body.Downloads[i].Paused {
-			t.Pause() // a task already finished refuses; it stays as it is
-		}
 		out.Tasks[i] = taskJSON(t)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
-// startAll starts the requests, several at once. If one fails, the tasks
-// the others created are removed, with their data, and the first error
-// (in the order given) is returned. A request for a download the session
-// already holds unfinished continues that task, which is kept.
-func (s *Server) startAll(reqs []durl.Request) ([]*durl.Task, error) {
+// startAll starts the requests (or only adds those of paused downloads),
+// several at once. If one fails, the tasks the others created are
+// removed, with their data, and the first error (in the order given) is
+// returned. A request for a download the session already holds unfinished
+// continues that task, which is kept.
+func (s *Server) startAll(reqs []durl.Request, downloads []api.Download) ([]*durl.Task, error) {
 	begin := time.Now()
 	tasks := make([]*durl.Task, len(reqs))
 	errs := make([]error, len(reqs))
@@ -70,7 +68,11 @@ func (s *Server) startAll(reqs []durl.Request) ([]*durl.Task, error) {
 	for range min(startWorkers, len(reqs)) {
 		wg.Go(func() {
 			for i := range next {
-				tasks[i], errs[i] = s.session.Start(reqs[i])
+				if downloads[i].Paused {
+					tasks[i], errs[i] = s.session.Add(reqs[i])
+				} else {
+					tasks[i], errs[i] = s.session.Start(reqs[i])
+				}
 			}
 		})
 	}
