@@ -50,6 +50,18 @@ type config struct {
 	s5X     []int
 	s6Files int // many files
 	s6Size  int64
+
+	// 8. the daemon at scale
+	s8Tasks    int           // small files added through the API
+	s8Size     int64         // their size
+	s8Batch    int           // downloads per add request
+	s8Adders   int           // add requests at once
+	s8Active   int           // durl serve --max-active (and --max-conns-per-host)
+	s8Queued   int           // memory part: tasks queued behind the active ones
+	s8BigSize  int64         // memory part: the file they download
+	s8Rate     string        // memory part: limit_rate of the slow nginx
+	s8Sample   time.Duration // memory part: how long VmRSS is sampled
+	s8Restarts int           // restarts timed
 }
 
 const (
@@ -67,6 +79,8 @@ func fullConfig() config {
 		s4Size: 64 * miB,
 		s5Size: 512 * miB, s5Reps: 3, s5X: []int{1, 4, 8, 16},
 		s6Files: 2000, s6Size: 64 * kiB,
+		s8Tasks: 10_000, s8Size: 16 * kiB, s8Batch: 500, s8Adders: 4, s8Active: 50,
+		s8Queued: 1000, s8BigSize: 4 * miB, s8Rate: "64k", s8Sample: 5 * time.Second, s8Restarts: 3,
 	}
 }
 
@@ -79,6 +93,8 @@ func quickConfig() config {
 		s4Size: 8 * miB,
 		s5Size: 8 * miB, s5Reps: 1, s5X: []int{1, 4, 8, 16},
 		s6Files: 200, s6Size: 64 * kiB,
+		s8Tasks: 300, s8Size: 16 * kiB, s8Batch: 100, s8Adders: 3, s8Active: 5,
+		s8Queued: 100, s8BigSize: 1 * miB, s8Rate: "64k", s8Sample: time.Second, s8Restarts: 1,
 	}
 }
 
@@ -176,7 +192,11 @@ func run() int {
 			sections = append(sections, b.scenarioMemory())
 		}
 		if cfg.only == nil || cfg.only[8] {
-			sections = append(sections, section{n: 8, title: "The daemon at scale", intro: "not implemented yet (durl has no daemon yet)."})
+			t0 := time.Now()
+			sec := b.scenarioDaemon()
+			sec.took = time.Since(t0)
+			b.logf("scenario 8 done in %s", sec.took.Round(time.Second))
+			sections = append(sections, sec)
 		}
 	}
 	if err := ctx.Err(); err != nil {

@@ -269,13 +269,21 @@ func execute(ctx context.Context, timeout time.Duration, dir string, argv []stri
 
 // vmHWM reads the peak resident set size (KiB) of a running process from
 // /proc/PID/status; 0 if unknown.
-func vmHWM(pid int) int64 {
+func vmHWM(pid int) int64 { return procStatusKiB(pid, "VmHWM") }
+
+// vmRSS reads the resident set size (KiB) of a running process; 0 if
+// unknown.
+func vmRSS(pid int) int64 { return procStatusKiB(pid, "VmRSS") }
+
+// procStatusKiB reads the field key (such as VmHWM) of /proc/PID/status,
+// in KiB; 0 if unknown.
+func procStatusKiB(pid int, key string) int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(l, key+":"); ok {
 			var n int64
 			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &n)
 			return n
