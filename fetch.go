@@ -246,7 +246,9 @@ func (d *download) openPartial() error {
 		}
 	}
 	_, statErr := d.s.fs.Stat(path)
-	f, err := d.s.fs.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	// O_NOFOLLOW: a symbolic link planted at the partial's name must not
+	// lead the download out of its folder.
+	f, err := d.s.fs.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o644)
 	if err != nil {
 		return diskError("create partial file", path, err)
 	}

@@ -256,14 +256,18 @@ func TestAllowedDirs(t *testing.T) {
 	outside := filepath.Join(root, "outside")
 	os.MkdirAll(allowed, 0o755)
 	os.MkdirAll(outside, 0o755)
-	if err := os.Symlink(outside, filepath.Join(allowed, "link")); err != nil {
-		t.Fatal(err)
+	for link, target := range map[string]string{"link": outside, "evil": filepath.Join(outside, "f"), "dangling": filepath.Join(outside, "none")} {
+		if err := os.Symlink(target, filepath.Join(allowed, link)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	s, _, _ := testSession(t, srv, Options{AllowedDirs: []string{allowed}})
 	for _, dest := range []string{
 		filepath.Join(allowed, "..", "outside", "f"),
 		filepath.Join(allowed, "link", "f"),
 		filepath.Join(allowed, "link", "new", "deeper", "f"),
+		filepath.Join(allowed, "evil"),
+		filepath.Join(allowed, "dangling", "f"),
 		filepath.Join(outside, "f"),
 		"/f",
 	} {
@@ -276,6 +280,18 @@ func TestAllowedDirs(t *testing.T) {
 	}
 	if _, err := get(t, s, srv.FileURL(), filepath.Join(allowed, "new", "f")); err != nil {
 		t.Fatalf("a new folder inside the allowed one: %v", err)
+	}
+
+	// A symbolic link planted at the partial file's name is not followed.
+	if err := os.Symlink(filepath.Join(outside, "planted"), filepath.Join(allowed, "g"+PartialSuffix)); err != nil {
+		t.Fatal(err)
+	}
+	var disk *DiskError
+	if _, err := get(t, s, srv.FileURL(), filepath.Join(allowed, "g")); !errors.As(err, &disk) {
+		t.Fatalf("download through a planted link: %v, want a DiskError", err)
+	}
+	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+		t.Fatal("the download wrote through the planted link")
 	}
 }
 

@@ -338,27 +338,29 @@ func (s *Session) checkRequest(req Request) (Request, error) {
 		return req, err
 	}
 	req.Dest = dest
-	dir := dest
-	if !req.DestIsDir {
-		dir = filepath.Dir(dest)
-	}
-	if err := s.checkAllowed(dir); err != nil {
+	// The destination itself, not only its folder: a file there that is
+	// a symbolic link must lead inside too.
+	if err := s.checkAllowed(dest); err != nil {
 		return req, err
 	}
 	return req, nil
 }
 
 // checkAllowed refuses a folder outside Options.AllowedDirs, judged by
-// where it really is: symbolic links resolved, in the part of the path
-// that exists, as downloads create the rest.
+// where it really is: symbolic links resolved in the part of the path that
+// exists (downloads create the rest as plain folders). A path through a
+// dangling link is refused: where it leads is not known yet.
 func (s *Session) checkAllowed(dir string) error {
 	if len(s.opts.AllowedDirs) == 0 {
 		return nil
 	}
-	real := resolvePath(dir)
+	real, err := resolvePath(dir)
+	if err != nil {
+		return fmt.Errorf("%w: %s cannot be resolved (%v)", ErrOutsideAllowedDirs, dir, err)
+	}
 	for _, allowed := range s.opts.AllowedDirs {
-		a := resolvePath(allowed)
-		if real == a || strings.HasPrefix(real, a+string(filepath.Separator)) {
+		a, err := resolvePath(allowed)
+		if err == nil && (real == a || strings.HasPrefix(real, a+string(filepath.Separator))) {
 			return nil
 		}
 	}
@@ -367,17 +369,29 @@ func (s *Session) checkAllowed(dir string) error {
 
 // resolvePath resolves the symbolic links of the longest part of the
 // absolute, clean path p that exists, and appends the rest.
-func resolvePath(p string) string {
-	rest := ""
+func resolvePath(p string) (string, error) {
+	var rest []string
 	for dir := filepath.Clean(p); ; dir = filepath.Dir(dir) {
-		if real, err := filepath.EvalSymlinks(dir); err == nil {
-			return filepath.Join(real, rest)
+		_, err := os.Lstat(dir)
+		if err == nil {
+			real, err := filepath.EvalSymlinks(dir) // fails for a dangling link
+			if err != nil {
+				return "", err
+			}
+			return filepath.Join(append([]string{real}, rest...)...), nil
 		}
-		if dir == filepath.Dir(dir) {
-			return filepath.Clean(p)
+		if !errors.Is(err, fs.ErrNotExist) || dir == filepath.Dir(dir) {
+			return "", err
 		}
-		rest = filepath.Join(filepath.Base(dir), rest)
+		rest = append([]string{filepath.Base(dir)}, rest...)
 	}
+}
+
+// Check validates req as Start would (its URLs, checksum, headers and
+// destination, Options.AllowedDirs included) without creating anything.
+func (s *Session) Check(req Request) error {
+	_, err := s.checkRequest(req)
+	return err
 }
 
 // Resume continues a download from resume data this session made. If the

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -67,6 +68,15 @@ func (s *Server) toRequest(d api.Download, i int) (durl.Request, error) {
 	if req.Dest, req.DestIsDir, err = s.destination(d, field); err != nil {
 		return req, err
 	}
+	// The session judges the destination against the download folders.
+	switch err := s.session.Check(req); {
+	case errors.Is(err, durl.ErrOutsideAllowedDirs):
+		return req, errorf(http.StatusForbidden, api.CodeForbidden,
+			"%s is outside the download folders of durl serve (%s); choose a destination inside them, or start durl serve with -d for that folder",
+			req.Dest, strings.Join(s.cfg.DownloadDirs, ", "))
+	case err != nil:
+		return req, badRequest("downloads[%d]: %v", i, err)
+	}
 	return req, nil
 }
 
@@ -92,27 +102,8 @@ func (s *Server) destination(d api.Download, field func(string) string) (dest st
 	default:
 		return s.cfg.DownloadDirs[0], true, nil
 	}
-	checks := []string{dest}
-	if !isDir {
-		checks = []string{filepath.Dir(dest)}
-		fi, err := os.Lstat(dest)
-		switch {
-		case err == nil && fi.IsDir():
-			return "", false, badRequest("%s %q is a folder; give it as dir", field("output"), d.Output)
-		case err == nil && fi.Mode().Type() == os.ModeSymlink:
-			checks = append(checks, dest) // where the link points must be allowed too
-		}
-	}
-	for _, p := range checks {
-		ok, err := inside(p, s.allowed)
-		if err != nil {
-			return "", false, errorf(http.StatusForbidden, api.CodeForbidden,
-				"%s cannot be used (%v); choose a destination inside the download folders of durl serve (%s)", p, unwrapPath(err), strings.Join(s.cfg.DownloadDirs, ", "))
-		}
-		if !ok {
-			return "", false, errorf(http.StatusForbidden, api.CodeForbidden,
-				"%s is outside the download folders of durl serve (%s); choose a destination inside them, or start durl serve with -d for that folder", p, strings.Join(s.cfg.DownloadDirs, ", "))
-		}
+	if fi, err := os.Stat(dest); !isDir && err == nil && fi.IsDir() {
+		return "", false, badRequest("%s %q is a folder; give it as dir", field("output"), d.Output)
 	}
 	return dest, isDir, nil
 }
