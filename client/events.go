@@ -225,8 +225,39 @@ func (s *EventStream) connect() error {
 		resp.Body.Close()
 		return &protocolError{fmt.Sprintf("the daemon answered %s with %q, not an event stream", api.PathEvents, mt)}
 	}
-	s.body, s.rd, s.connected = resp.Body, newSSEReader(resp.Body), true
+	body := closeWhenIdle(resp.Body, idleTimeout)
+	s.body, s.rd, s.connected = body, newSSEReader(body), true
 	return nil
+}
+
+// idleTimeout is how long a stream may stay silent before it is taken for
+// dead (a half-open connection, a daemon on a machine that vanished) and
+// reconnected: the daemon sends a heartbeat every 15 s.
+var idleTimeout = 45 * time.Second
+
+// idleBody closes a response body that delivered nothing for a while,
+// which makes the Read waiting on it fail.
+type idleBody struct {
+	io.ReadCloser
+	timer *time.Timer
+	after time.Duration
+}
+
+func closeWhenIdle(body io.ReadCloser, after time.Duration) *idleBody {
+	return &idleBody{ReadCloser: body, after: after, timer: time.AfterFunc(after, func() { body.Close() })}
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.timer.Reset(b.after)
+	}
+	return n, err
+}
+
+func (b *idleBody) Close() error {
+	b.timer.Stop()
+	return b.ReadCloser.Close()
 }
 
 // disconnect closes the current connection, if any.

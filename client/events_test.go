@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -184,5 +185,36 @@ func TestEventsRefused(t *testing.T) {
 	var pe *protocolError
 	if _, err := s.Next(); !errors.As(err, &pe) {
 		t.Errorf("got %v, want a protocol error", err)
+	}
+}
+
+// TestIdleStreamIsClosed: a stream that stays silent longer than the idle
+// timeout (no event, no heartbeat) is closed, so Next reconnects instead of
+// waiting forever on a half-open connection; data keeps it open.
+func TestIdleStreamIsClosed(t *testing.T) {
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	body := closeWhenIdle(pr, 100*time.Millisecond)
+	go func() {
+		for i := 0; i < 5; i++ {
+			time.Sleep(40 * time.Millisecond)
+			pw.Write([]byte("x"))
+		}
+	}()
+	buf := make([]byte, 1)
+	for i := 0; i < 5; i++ {
+		if _, err := body.Read(buf); err != nil {
+			t.Fatalf("read %d while data flows: %v", i, err)
+		}
+	}
+	done := make(chan error, 1)
+	go func() { _, err := body.Read(buf); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("a read on a silent stream succeeded")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a silent stream was not closed")
 	}
 }

@@ -30,9 +30,9 @@ func (a *app) clientCmds() []*cobra.Command {
 	cmds := []*cobra.Command{
 		a.addCmd(cf),
 		a.lsCmd(cf),
-		a.taskActionCmd(cf, "pause", "Pause tasks of the daemon; durl resume continues them", "paused", (*client.Client).Pause),
-		a.taskActionCmd(cf, "resume", "Resume paused, failed or interrupted tasks of the daemon", "resumed", (*client.Client).Resume),
-		a.taskActionCmd(cf, "cancel", "Cancel tasks of the daemon, deleting their partial data", "cancelled", (*client.Client).Cancel),
+		a.taskActionCmd(cf, "pause", "Pause tasks of the daemon; durl resume continues them", "paused", (*client.Client).Pause, (*client.Client).PauseAll),
+		a.taskActionCmd(cf, "resume", "Resume paused, failed or interrupted tasks of the daemon", "resumed", (*client.Client).Resume, (*client.Client).ResumeAll),
+		a.taskActionCmd(cf, "cancel", "Cancel tasks of the daemon, deleting their partial data", "cancelled", (*client.Client).Cancel, nil),
 		a.rmCmd(cf),
 		a.watchCmd(cf),
 		a.waitCmd(cf),
@@ -411,21 +411,44 @@ func listAll(ctx context.Context, c *client.Client, states string) ([]api.Task, 
 }
 
 // taskActionCmd builds durl pause, resume or cancel: do for each ID,
-// printing "ID: done".
+// printing "ID: done"; with doAll, the flag --all does it to every task.
 func (a *app) taskActionCmd(cf *clientFlags, name, short, done string,
-	do func(*client.Client, context.Context, string) (api.Task, error)) *cobra.Command {
+	do func(*client.Client, context.Context, string) (api.Task, error),
+	doAll func(*client.Client, context.Context) (api.Stats, error)) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   name + " [flags] ID [ID...]",
 		Short: short,
 		Long: short + ".\nIt prints one line per task; the exit code is 1 if any of them failed.\n" +
 			"durl ls lists the task IDs.",
 	}
-	cmd.RunE = a.eachTaskRunE(cf, func(ctx context.Context, c *client.Client, id string) (string, error) {
+	each := a.eachTaskRunE(cf, func(ctx context.Context, c *client.Client, id string) (string, error) {
 		if _, err := do(c, ctx, id); err != nil {
 			return "", err
 		}
 		return done, nil
 	})
+	cmd.RunE = each
+	if doAll == nil {
+		return cmd
+	}
+	all := cmd.Flags().Bool("all", false, "do it to every task of the daemon")
+	cmd.Use = name + " [flags] ID [ID...] | --all"
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if !*all {
+			return each(cmd, args)
+		}
+		a.ran = true
+		if len(args) > 0 {
+			return usageErrorf("give task IDs or --all, not both")
+		}
+		return a.clientRunE(cf, func(ctx context.Context, c *client.Client, _ []string) error {
+			if _, err := doAll(c, ctx); err != nil {
+				return err
+			}
+			fmt.Fprintln(a.env.stdout, "all tasks "+done)
+			return nil
+		})(cmd, args)
+	}
 	return cmd
 }
 

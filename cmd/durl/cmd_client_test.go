@@ -142,6 +142,9 @@ func (f *apiFake) handler() http.Handler {
 	mux.HandleFunc("POST /v1/tasks/{id}/resume", f.taskAction(api.StateQueued))
 	mux.HandleFunc("POST /v1/tasks/{id}/cancel", f.taskAction(api.StateCancelled))
 	mux.HandleFunc("GET /v1/events", f.stream)
+	for _, path := range []string{api.PathPauseAll, api.PathResumeAll} {
+		mux.HandleFunc("POST "+path, func(w http.ResponseWriter, r *http.Request) { fakeAnswer(w, api.Stats{}) })
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(bytes.NewReader(body))
@@ -489,10 +492,20 @@ func TestTaskActions(t *testing.T) {
 	if code != 0 || stdout != "t2: removed\n" {
 		t.Errorf("rm: exit %d, stdout %q", code, stdout)
 	}
+	for _, cmd := range []string{"pause", "resume"} {
+		code, stdout, _ = runClient(t, dir, cmd, "--all")
+		if code != 0 || !strings.HasPrefix(stdout, "all tasks ") {
+			t.Errorf("%s --all: exit %d, stdout %q", cmd, code, stdout)
+		}
+	}
+	if code, _, _ := runClient(t, dir, "pause", "--all", "t1"); code != exitUsage {
+		t.Errorf("pause --all with an ID: exit %d, want %d", code, exitUsage)
+	}
 	want := []string{
 		"POST /v1/tasks/t1/pause", "POST /v1/tasks/nope/pause", "POST /v1/tasks/t2/pause",
 		"POST /v1/tasks/t1/resume", "POST /v1/tasks/t1/cancel",
 		"DELETE /v1/tasks/t1?delete_data=true", "DELETE /v1/tasks/t2",
+		"POST /v1/pause-all", "POST /v1/resume-all",
 	}
 	if got := f.requestLog(); !reflect.DeepEqual(got, want) {
 		t.Errorf("requests\n got %q\nwant %q", got, want)
