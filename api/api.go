@@ -28,7 +28,7 @@ const (
 	PathTask      = "/v1/tasks/{id}"        // GET: Task; PATCH TaskPatch: Task; DELETE (?delete_data=true): Task
 	PathPause     = "/v1/tasks/{id}/pause"  // POST: Task
 	PathResume    = "/v1/tasks/{id}/resume" // POST: Task
-	PathCancel    = "/v1/tasks/{id}/cancel" // POST: Task (stopped, partial data removed)
+	PathCancel    = "/v1/tasks/{id}/cancel" // POST: Task (stopped, partial data removed, then forgotten: GET answers 404)
 	PathPauseAll  = "/v1/pause-all"         // POST: Stats
 	PathResumeAll = "/v1/resume-all"        // POST: Stats
 	PathStats     = "/v1/stats"             // GET: Stats
@@ -59,9 +59,11 @@ type Download struct {
 	Headers []string `json:"headers,omitempty"`
 	// Checksum is "ALG:HEX" (sha256, sha512, sha1, md5).
 	Checksum string `json:"checksum,omitempty"`
-	// Connections is the most connections for this file; 0 is automatic.
+	// Connections is the most connections for this file; 0 is automatic,
+	// at most 64.
 	Connections int `json:"connections,omitempty"`
-	// Priority orders the queue: higher runs first; default 0.
+	// Priority orders the queue: higher runs first; default 0, from -1000
+	// to 1000.
 	Priority int `json:"priority,omitempty"`
 	// RateLimit caps this download's bytes per second; 0 is no limit.
 	RateLimit int64 `json:"rate_limit,omitempty"`
