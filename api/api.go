@@ -167,9 +167,9 @@ const (
 	EventRetrying    = "retrying"
 	EventRestarted   = "restarted"
 	EventPaused      = "paused"
-	EventResumed     = "resumed" // a paused, interrupted or failed task was resumed by a client
-	EventInterrupted = "interrupted"
-	EventRecovered   = "recovered" // found in flight when the daemon started, and resumed
+	EventResumed     = "resumed"     // a paused, interrupted or failed task was resumed by a client
+	EventInterrupted = "interrupted" // the daemon stopped during the download; its next start resumes it (recovered)
+	EventRecovered   = "recovered"   // found in flight when the daemon started, and resumed
 	EventCompleted   = "completed"
 	EventFailed      = "failed"
 	EventCancelled   = "cancelled"

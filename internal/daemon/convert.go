@@ -43,10 +43,12 @@ func taskJSON(t *durl.Task) api.Task {
 	return at
 }
 
-// eventJSON converts an event of the library. The event log gives it its
-// ID and time.
+// eventJSON converts an event of the library; the event log gives it its
+// ID. A run stopped because the daemon stops is not paused for good: the
+// next start resumes it, so its event is an interrupted one.
 func eventJSON(e durl.Event) api.Event {
 	ev := api.Event{
+		Time:    e.Time,
 		Kind:    e.Kind.String(),
 		TaskID:  e.TaskID,
 		URL:     e.URL,
@@ -57,7 +59,11 @@ func eventJSON(e durl.Event) api.Event {
 		Rate:    e.Progress.Rate,
 		Reason:  e.Reason,
 	}
-	if e.Err != nil && (e.Kind == durl.EventFailed || e.Kind == durl.EventRetrying) {
+	switch {
+	case e.Kind == durl.EventPaused && errors.Is(e.Err, durl.ErrSessionClosed):
+		ev.Kind, ev.State = api.EventInterrupted, api.StateInterrupted
+		ev.Reason = "the daemon stopped; its next start resumes the download"
+	case e.Err != nil && (e.Kind == durl.EventFailed || e.Kind == durl.EventRetrying):
 		ev.Error = failure(e.Err)
 	}
 	return ev

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,6 +127,9 @@ func TestCompletedTasksArePruned(t *testing.T) {
 	}
 }
 
+// TestGracefulStopResumesOnRestart: a daemon stopped gracefully
+// checkpoints its running downloads, says they were interrupted, not
+// paused, and its next start resumes them where they stopped.
 func TestGracefulStopResumesOnRestart(t *testing.T) {
 	state, dl := testDirs(t)
 	const size = 1 << 20
@@ -133,7 +138,9 @@ func TestGracefulStopResumesOnRestart(t *testing.T) {
 	out := filepath.Join(dl, "big.bin")
 
 	d := startDaemon(t, state, dl)
+	s := d.events(0)
 	task := d.add(api.Download{URL: src.FileURL(), Output: out})[0]
+	added := s.until(func(e api.Event) bool { return e.Kind == api.EventAdded })[0]
 	waitFor(t, "some bytes written", func() bool { return d.get(task.ID).Written > 0 })
 	if err := d.stop(); err != nil {
 		t.Fatalf("Serve after a graceful stop: %v", err)
@@ -144,11 +151,31 @@ func TestGracefulStopResumesOnRestart(t *testing.T) {
 	if err := durltest.VerifyFile(out, 5, size); err == nil {
 		t.Skip("the download completed before the stop; the source is too fast for this machine")
 	}
+	before := len(src.Requests())
 
 	d2 := startDaemon(t, state, dl)
 	d2.waitState(task.ID, api.StateCompleted)
 	if err := durltest.VerifyFile(out, 5, size); err != nil {
 		t.Fatal(err)
+	}
+	for _, r := range src.Requests()[before:] {
+		if r.Range == "" || strings.HasPrefix(r.Range, "bytes=0-") {
+			t.Errorf("after the restart the daemon asked for %q: it did not resume from the checkpoint", r.Range)
+		}
+	}
+	replay := d2.events(added.ID).until(func(e api.Event) bool { return e.TaskID == task.ID && e.Kind == api.EventCompleted })
+	var kinds []string
+	for _, e := range replay {
+		if e.TaskID == task.ID && e.Kind != api.EventProgress {
+			kinds = append(kinds, e.Kind)
+		}
+		if e.Kind == api.EventInterrupted && e.State != api.StateInterrupted {
+			t.Errorf("interrupted event with state %q", e.State)
+		}
+	}
+	want := []string{api.EventStarted, api.EventInterrupted, api.EventRecovered, api.EventStarted, api.EventCompleted}
+	if !slices.Equal(kinds, want) {
+		t.Errorf("events of the task %v, want %v", kinds, want)
 	}
 }
 
