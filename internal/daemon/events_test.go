@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/durl-dev/durl/api"
+	"github.com/durl-dev/durl/durltest"
 )
 
 func TestEventsReplayAfterRestart(t *testing.T) {
@@ -114,5 +115,35 @@ func TestEventsHeartbeat(t *testing.T) {
 	d.call("GET", api.PathStats, nil, http.StatusOK, &st)
 	if st.EventClients != 1 {
 		t.Fatalf("%d event clients, want 1", st.EventClients)
+	}
+}
+
+// TestProgressEventsAreBounded: progress events come at most once per
+// ProgressInterval per task, not once per read. With an interval longer
+// than the download, each run of the task sends one: its first.
+func TestProgressEventsAreBounded(t *testing.T) {
+	state, dl := testDirs(t)
+	const size = 192 << 10
+	src := durltest.NewServer(durltest.WithContent(6, size), durltest.WithRate(96<<10))
+	defer src.Close()
+	d := startDaemon(t, state, dl, func(c *Config) { c.ProgressInterval = time.Hour })
+	s := d.events(0)
+	task := d.add(api.Download{URL: src.FileURL(), Connections: 1})[0]
+	got := s.until(func(e api.Event) bool { return e.TaskID == task.ID && e.Kind == api.EventCompleted })
+	runs, progress := 0, 0
+	for _, e := range got {
+		switch {
+		case e.TaskID != task.ID:
+		case e.Kind == api.EventStarted:
+			runs++
+		case e.Kind == api.EventProgress:
+			progress++
+		}
+	}
+	if runs == 0 || progress > runs {
+		t.Fatalf("%d progress events in %d runs of a %d-byte download, want at most one a run: %+v", progress, runs, size, got)
+	}
+	if last := got[len(got)-1]; last.Written != size || last.Time.IsZero() {
+		t.Fatalf("completed event: %+v", last)
 	}
 }
