@@ -293,3 +293,31 @@ func TestManyClientsAtOnce(t *testing.T) {
 		t.Fatalf("%d tasks, want %d", n, clients*each)
 	}
 }
+
+// TestQueueChangesWhileRunning: a PATCH of the limits or of a task's
+// priority takes effect on the running daemon. Raising max_active starts
+// the queued task with the highest priority, whatever the order it came in.
+func TestQueueChangesWhileRunning(t *testing.T) {
+	state, dl := testDirs(t)
+	src := slowSource(t)
+	d := startDaemon(t, state, dl, oneAtATime)
+	first := d.add(api.Download{URL: src.URL + "/first.bin"})[0]
+	d.waitState(first.ID, api.StateRunning)
+	low := d.add(api.Download{URL: src.URL + "/low.bin"})[0]
+	high := d.add(api.Download{URL: src.URL + "/high.bin"})[0]
+	if got := d.get(low.ID).State; got != api.StateQueued {
+		t.Fatalf("the second task is %s with max_active 1, want queued", got)
+	}
+
+	d.call("PATCH", "/v1/tasks/"+high.ID, `{"priority": 10}`, http.StatusOK, nil)
+	d.call("PATCH", api.PathLimits, `{"max_active": 2}`, http.StatusOK, nil)
+	d.waitState(high.ID, api.StateRunning)
+	if got := d.get(low.ID).State; got != api.StateQueued {
+		t.Fatalf("with max_active 2 the task of priority 0 is %s, want queued behind the one of priority 10", got)
+	}
+	d.call("PATCH", api.PathLimits, `{"max_active": 0}`, http.StatusOK, nil)
+	d.waitState(low.ID, api.StateRunning)
+	if got := d.get(first.ID).State; got != api.StateRunning {
+		t.Fatalf("the first task is %s, want running still", got)
+	}
+}

@@ -225,3 +225,73 @@ func TestStaleSocket(t *testing.T) {
 		t.Fatalf("socket mode %v, want 0600", fi.Mode().Perm())
 	}
 }
+
+// TestFailureCodes: a failed task carries a stable error code, in its
+// failed event and in the task, and keeps it across a restart.
+func TestFailureCodes(t *testing.T) {
+	state, dl := testDirs(t)
+	missing := durltest.NewServer(durltest.WithStatusSequence(http.StatusNotFound))
+	defer missing.Close()
+	src := durltest.NewServer(durltest.WithContent(8, 64<<10))
+	defer src.Close()
+	d := startDaemon(t, state, dl)
+	s := d.events(0)
+
+	want := map[string]string{}
+	task := d.add(api.Download{URL: missing.FileURL(), Output: filepath.Join(dl, "missing.bin")})[0]
+	want[task.ID] = api.CodeNetwork
+	task = d.add(api.Download{URL: src.FileURL(), Output: filepath.Join(dl, "bad.bin"), Checksum: "sha256:" + strings.Repeat("0", 64)})[0]
+	want[task.ID] = api.CodeChecksum
+
+	failed := map[string]bool{}
+	s.until(func(e api.Event) bool {
+		if e.Kind == api.EventFailed {
+			if e.Error == nil || e.Error.Code != want[e.TaskID] || e.Error.Message == "" || e.State != api.StateFailed {
+				t.Errorf("failed event %+v, want the code %q", e, want[e.TaskID])
+			}
+			failed[e.TaskID] = true
+		}
+		return len(failed) == len(want)
+	})
+	check := func(d *testDaemon) {
+		t.Helper()
+		for id, code := range want {
+			got := d.get(id)
+			if got.State != api.StateFailed || got.Error == nil || got.Error.Code != code {
+				t.Errorf("task %s: %s %+v, want failed with %q", id, got.State, got.Error, code)
+			}
+		}
+	}
+	check(d)
+	if err := d.stop(); err != nil {
+		t.Fatal(err)
+	}
+	check(startDaemon(t, state, dl))
+}
+
+// TestRemoteChangedRestarts: a file that changes on the server during the
+// download makes the task start over, with a restarted event that says why,
+// and end with the new version whole.
+func TestRemoteChangedRestarts(t *testing.T) {
+	state, dl := testDirs(t)
+	const size = 256 << 10
+	src := durltest.NewServer(durltest.WithContent(1, size), durltest.WithReplaceAtByte(64<<10, 2, size))
+	defer src.Close()
+	d := startDaemon(t, state, dl)
+	s := d.events(0)
+	out := filepath.Join(dl, "changed.bin")
+	task := d.add(api.Download{URL: src.FileURL(), Output: out})[0]
+	events := s.until(func(e api.Event) bool {
+		return e.TaskID == task.ID && (e.Kind == api.EventCompleted || e.Kind == api.EventFailed)
+	})
+	restarted := slices.IndexFunc(events, func(e api.Event) bool { return e.Kind == api.EventRestarted })
+	if restarted < 0 || events[restarted].Reason == "" {
+		t.Fatalf("no restarted event with a reason: %+v", events)
+	}
+	if end := events[len(events)-1]; end.Kind != api.EventCompleted {
+		t.Fatalf("the task ended with %+v", end)
+	}
+	if err := durltest.VerifyFile(out, 2, size); err != nil {
+		t.Fatal(err)
+	}
+}
