@@ -176,14 +176,25 @@ func apiAdvice(code string) string {
 	return "run the same command again; if it keeps failing, see the daemon's log"
 }
 
-// printJSON writes v as indented JSON on stdout.
-func (a *app) printJSON(v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
+// printJSONLine writes v as one line of JSON on stdout, as every --json
+// of durl does.
+func (a *app) printJSONLine(v any) error {
+	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
 	_, err = a.env.stdout.Write(append(b, '\n'))
 	return err
+}
+
+// printTasksJSON writes each task as one line of JSON on stdout.
+func (a *app) printTasksJSON(tasks []api.Task) error {
+	for _, t := range tasks {
+		if err := a.printJSONLine(t); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // addOptions are the flags of durl add.
@@ -238,7 +249,7 @@ func (a *app) addCmd(cf *clientFlags) *cobra.Command {
 	f.StringArrayVar(&o.mirrors, "mirror", nil, "another `URL` of the same file (repeatable; one URL only)")
 	f.StringVar(&o.limitRate, "limit-rate", "", "limit each file's speed to `RATE` bytes per second, such as 10M (K, M, G: powers of 1024)")
 	f.BoolVar(&o.paused, "paused", false, "add the downloads paused; durl resume starts them")
-	f.BoolVar(&o.json, "json", false, "print the new tasks as JSON")
+	f.BoolVar(&o.json, "json", false, "print each new task as a line of JSON")
 	return cmd
 }
 
@@ -319,20 +330,12 @@ func (a *app) runAdd(ctx context.Context, c *client.Client, o *addOptions, downl
 		return err
 	}
 	if o.json {
-		return a.printJSON(nonNil(tasks))
+		return a.printTasksJSON(tasks)
 	}
 	for _, t := range tasks {
 		fmt.Fprintln(a.env.stdout, clean(t.ID))
 	}
 	return nil
-}
-
-// nonNil returns tasks, or an empty slice for nil, so that JSON shows [].
-func nonNil(tasks []api.Task) []api.Task {
-	if tasks == nil {
-		return []api.Task{}
-	}
-	return tasks
 }
 
 // taskStates are the states durl ls --only accepts.
@@ -365,13 +368,13 @@ func (a *app) lsCmd(cf *clientFlags) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				return a.printJSON(nonNil(tasks))
+				return a.printTasksJSON(tasks)
 			}
 			return writeTable(a.env.stdout, taskRows(tasks))
 		})(cmd, args)
 	}
 	cmd.Flags().StringVar(&only, "only", "", "list only the tasks in these `STATES`, comma-separated: "+strings.Join(taskStates, ", "))
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the tasks as JSON")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print each task as a line of JSON")
 	return cmd
 }
 
@@ -391,11 +394,15 @@ func parseStates(s string) (string, error) {
 	return strings.Join(states, ","), nil
 }
 
+// listPageSize is how many tasks listAll asks for at once: the most the
+// daemon gives in one page.
+const listPageSize = 1000
+
 // listAll reads every page of the tasks in states ("" for all).
 func listAll(ctx context.Context, c *client.Client, states string) ([]api.Task, error) {
 	var (
 		tasks []api.Task
-		q     = api.ListQuery{State: states}
+		q     = api.ListQuery{State: states, Limit: listPageSize}
 	)
 	for {
 		page, err := c.List(ctx, q)

@@ -387,9 +387,9 @@ func TestAdd(t *testing.T) {
 	// -d, several URLs, --json.
 	r = &clientRun{cwd: cwd}
 	code = r.run(context.Background(), dir, "add", "-d", "dl", "--json", "https://example.com/a", "https://example.com/b")
-	var tasks []api.Task
-	if err := json.Unmarshal([]byte(r.stdout.String()), &tasks); code != 0 || err != nil || len(tasks) != 2 {
-		t.Fatalf("exit %d, stdout %q, %v", code, r.stdout.String(), err)
+	tasks := jsonLines[api.Task](t, r.stdout.String())
+	if code != 0 || len(tasks) != 2 {
+		t.Fatalf("exit %d, stdout %q", code, r.stdout.String())
 	}
 	if tasks[0].ID != "t2" || tasks[1].ID != "t3" || tasks[1].Dir != filepath.Join(cwd, "dl") {
 		t.Errorf("tasks %+v", tasks)
@@ -451,20 +451,39 @@ func TestLs(t *testing.T) {
 	}
 
 	code, stdout, _ = runClient(t, dir, "ls", "--only", "running, queued", "--json")
-	var tasks []api.Task
-	if err := json.Unmarshal([]byte(stdout), &tasks); code != 0 || err != nil || len(tasks) != 2 || tasks[1].ID != "t3" {
-		t.Errorf("exit %d, %v, stdout %s", code, err, stdout)
+	if tasks := jsonLines[api.Task](t, stdout); code != 0 || len(tasks) != 2 || tasks[1].ID != "t3" {
+		t.Errorf("exit %d, stdout %s", code, stdout)
 	}
-	if log := f.requestLog(); log[len(log)-1] != "GET /v1/tasks?state=running%2Cqueued" {
+	if log := f.requestLog(); log[len(log)-1] != "GET /v1/tasks?limit=1000&state=running%2Cqueued" {
 		t.Errorf("requests %q", log)
 	}
 
-	// Empty: the header only, or [].
+	// Empty: the header only, or no line.
 	f2 := newAPIFake()
 	dir2 := f2.serveUnix(t)
-	if _, stdout, _ := runClient(t, dir2, "ls", "--json"); stdout != "[]\n" {
+	if _, stdout, _ := runClient(t, dir2, "ls"); stdout != "ID  STATE  PROGRESS  SIZE  RATE  NAME\n" {
+		t.Errorf("empty: %q", stdout)
+	}
+	if _, stdout, _ := runClient(t, dir2, "ls", "--json"); stdout != "" {
 		t.Errorf("empty --json: %q", stdout)
 	}
+}
+
+// jsonLines decodes out, one JSON value of type T a line.
+func jsonLines[T any](t *testing.T, out string) []T {
+	t.Helper()
+	var values []T
+	for _, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		if line == "" {
+			continue
+		}
+		var v T
+		if err := json.Unmarshal([]byte(line), &v); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		values = append(values, v)
+	}
+	return values
 }
 
 func TestTaskActions(t *testing.T) {

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -125,10 +124,7 @@ func readEvents(ctx context.Context, s *client.EventStream) (<-chan api.Event, <
 // printEvent prints ev as one line on stdout: JSON, or text.
 func (a *app) printEvent(ev api.Event, v *watchView, asJSON bool) {
 	if asJSON {
-		b, err := json.Marshal(ev)
-		if err == nil {
-			a.env.stdout.Write(append(b, '\n'))
-		}
+		a.printJSONLine(ev)
 		return
 	}
 	fmt.Fprintln(a.env.stdout, eventLine(ev, v.tasks[ev.TaskID]))
