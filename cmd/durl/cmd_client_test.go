@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/durl-dev/durl/api"
+	"github.com/durl-dev/durl/durltest"
 )
 
 // apiFake is a small in-memory stand-in for durl serve's API.
@@ -712,5 +713,80 @@ func TestServerFlag(t *testing.T) {
 	if code != exitError || !strings.HasPrefix(stderr, "durl: cannot talk to the durl daemon at http://"+addr) ||
 		!strings.HasSuffix(stderr, "; check that durl serve is running, and --server, --token or --state\n") {
 		t.Errorf("closed port: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestClientCommandsWithDaemon runs the client commands against a real
+// durl serve: the exit code of durl wait says how each task ended, and
+// what durl add sends is judged by the daemon.
+func TestClientCommandsWithDaemon(t *testing.T) {
+	state, dl := serveDirs(t)
+	stop, serveErr := startServe(t, state, "-d", dl)
+	waitListening(t, serveErr)
+	const size = 96 << 10
+	src := durltest.NewServer(durltest.WithContent(3, size))
+	defer src.Close()
+	missing := durltest.NewServer(durltest.WithStatusSequence(http.StatusNotFound))
+	defer missing.Close()
+
+	add := func(args ...string) string {
+		t.Helper()
+		r := &clientRun{cwd: dl}
+		if code := r.run(context.Background(), state, append([]string{"add"}, args...)...); code != 0 {
+			t.Fatalf("add %v: exit %d, stderr %q", args, code, r.stderr.String())
+		}
+		return strings.TrimSpace(r.stdout.String())
+	}
+	good := add("-o", "good.bin", src.FileURL())
+	bad := add("-o", "bad.bin", "--checksum", "sha256:"+strings.Repeat("0", 64), src.FileURL())
+	gone := add("-o", "gone.bin", missing.FileURL())
+
+	for _, tt := range []struct {
+		ids  []string
+		code int
+	}{
+		{[]string{good}, exitOK},
+		{[]string{bad}, exitChecksum},
+		{[]string{gone}, exitNetwork},
+		{[]string{good, bad, gone}, exitChecksum},
+		{[]string{good, gone, bad}, exitNetwork},
+	} {
+		code, stdout, stderr := runClient(t, state, append([]string{"wait"}, tt.ids...)...)
+		completed := strings.Contains(stdout, good+": completed "+filepath.Join(dl, "good.bin"))
+		if code != tt.code || completed != (tt.ids[0] == good) {
+			t.Errorf("wait %v: exit %d, stdout %q, stderr %q; want exit %d", tt.ids, code, stdout, stderr, tt.code)
+		}
+		if lines := strings.Count(stdout+stderr, "\n"); lines != len(tt.ids) {
+			t.Errorf("wait %v: %d lines, want one a task: %q %q", tt.ids, lines, stdout, stderr)
+		}
+	}
+	if err := durltest.VerifyFile(filepath.Join(dl, "good.bin"), 3, size); err != nil {
+		t.Fatal(err)
+	}
+
+	code, stdout, _ := runClient(t, state, "ls", "--json")
+	states := map[string]string{}
+	for _, task := range jsonLines[api.Task](t, stdout) {
+		states[task.ID] = task.State
+	}
+	if want := map[string]string{good: api.StateCompleted, bad: api.StateFailed, gone: api.StateFailed}; code != 0 || !reflect.DeepEqual(states, want) {
+		t.Errorf("ls --json: exit %d, states %v, want %v", code, states, want)
+	}
+
+	// A destination outside the download folder is refused, in one line.
+	r := &clientRun{cwd: dl}
+	if code := r.run(context.Background(), state, "add", "-o", "../outside.bin", src.FileURL()); code != exitError ||
+		strings.Count(r.stderr.String(), "\n") != 1 || !strings.Contains(r.stderr.String(), "outside the download folders") {
+		t.Errorf("add outside: exit %d, stderr %q", code, r.stderr.String())
+	}
+
+	if code, stdout, stderr := runClient(t, state, "rm", "--delete-data", good); code != 0 || stdout != good+": removed, data deleted\n" {
+		t.Errorf("rm: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dl, "good.bin")); !os.IsNotExist(err) {
+		t.Errorf("rm --delete-data left the file: %v", err)
+	}
+	if code := stop(); code != exitOK {
+		t.Fatalf("durl serve: exit %d, %q", code, serveErr.String())
 	}
 }
