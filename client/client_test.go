@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/durl-dev/durl/api"
+	"github.com/durl-dev/durl/internal/daemon/daemontest"
 )
 
 // testContext returns a context that ends with the test, or after 10 s.
@@ -23,7 +24,7 @@ func testContext(t *testing.T) context.Context {
 }
 
 func TestDialNoDaemon(t *testing.T) {
-	dir := shortTempDir(t)
+	dir := daemontest.StateDir(t)
 	want := "no durl daemon is running for state folder " + dir + "; start one with: durl serve --state " + dir
 
 	_, err := Dial(dir)
@@ -53,8 +54,8 @@ func TestDialNoDaemon(t *testing.T) {
 }
 
 func TestUnixSocket(t *testing.T) {
-	f := newFake()
-	dir := f.serveUnix(t)
+	f := daemontest.New()
+	dir := f.ServeUnix(t)
 	c, err := Dial(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -75,12 +76,12 @@ func TestUnixSocket(t *testing.T) {
 }
 
 func TestDaemonGoneAfterDial(t *testing.T) {
-	dir := shortTempDir(t)
+	dir := daemontest.StateDir(t)
 	l, err := net.Listen("unix", filepath.Join(dir, api.SocketName))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: newFake().handler()}
+	srv := &http.Server{Handler: daemontest.New().Handler()}
 	served := make(chan struct{})
 	go func() { srv.Serve(l); close(served) }()
 	c, err := Dial(dir)
@@ -99,9 +100,9 @@ func TestDaemonGoneAfterDial(t *testing.T) {
 }
 
 func TestTokenOverTCP(t *testing.T) {
-	f := newFake()
-	f.token = "s3cret"
-	url := f.serveTCP(t)
+	f := daemontest.New()
+	f.Token = "s3cret"
+	url := f.ServeTCP(t)
 	ctx := testContext(t)
 
 	_, err := New(url, "wrong").Stats(ctx)
@@ -115,8 +116,8 @@ func TestTokenOverTCP(t *testing.T) {
 }
 
 func TestErrorDecoding(t *testing.T) {
-	f := newFake()
-	url := f.serveTCP(t)
+	f := daemontest.New()
+	url := f.ServeTCP(t)
 	ctx := testContext(t)
 	c := New(url, "")
 
@@ -155,11 +156,11 @@ func TestErrorDecoding(t *testing.T) {
 }
 
 func TestRequests(t *testing.T) {
-	f := newFake()
-	url := f.serveTCP(t)
+	f := daemontest.New()
+	url := f.ServeTCP(t)
 	ctx := testContext(t)
 	c := New(url, "")
-	f.add("https://example.com/a", api.StateRunning)
+	f.Add(api.Task{URL: "https://example.com/a", State: api.StateRunning})
 
 	prio, rate := 5, int64(1024)
 	steps := []func() error{
@@ -204,7 +205,7 @@ func TestRequests(t *testing.T) {
 		"GET /v1/limits",
 		"DELETE /v1/tasks/t1?delete_data=true",
 	}
-	if got := f.requestLog(); !reflect.DeepEqual(got, want) {
+	if got := f.Requests(); !reflect.DeepEqual(got, want) {
 		t.Errorf("requests\n got %q\nwant %q", got, want)
 	}
 	if _, err := c.Task(ctx, ""); err == nil {
@@ -213,10 +214,10 @@ func TestRequests(t *testing.T) {
 }
 
 func TestListPages(t *testing.T) {
-	f := newFake()
-	c := New(f.serveTCP(t), "")
+	f := daemontest.New()
+	c := New(f.ServeTCP(t), "")
 	for _, u := range []string{"a", "b", "c"} {
-		f.add("https://example.com/"+u, api.StateQueued)
+		f.Add(api.Task{URL: "https://example.com/" + u, State: api.StateQueued})
 	}
 	ctx := testContext(t)
 	var ids []string

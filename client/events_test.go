@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/durl-dev/durl/api"
+	"github.com/durl-dev/durl/internal/daemon/daemontest"
 )
 
 func TestSSEParsing(t *testing.T) {
@@ -72,17 +73,17 @@ func TestSSEReaderRejectsHugeLines(t *testing.T) {
 }
 
 func TestEventsReconnect(t *testing.T) {
-	f := newFake()
-	f.dropAfter = 2
-	c := New(f.serveTCP(t), "")
-	f.add("https://example.com/a", api.StateQueued) // event 1, before the stream
+	f := daemontest.New()
+	f.DropStreamsAfter(2)
+	c := New(f.ServeTCP(t), "")
+	f.Add(api.Task{URL: "https://example.com/a", State: api.StateQueued}) // event 1, before the stream
 	s := c.Events(testContext(t), 0)
 	defer s.Close()
 
 	go func() {
 		for i := 0; i < 5; i++ {
 			time.Sleep(20 * time.Millisecond)
-			f.set("t1", api.StateRunning, api.EventProgress) // events 2 to 6
+			f.Emit(api.Event{Kind: api.EventProgress, TaskID: "t1", State: api.StateRunning}) // events 2 to 6
 		}
 	}()
 	var got []uint64
@@ -96,58 +97,44 @@ func TestEventsReconnect(t *testing.T) {
 	if !reflect.DeepEqual(got, []uint64{2, 3, 4, 5, 6}) {
 		t.Errorf("event IDs %v, want 2 to 6, each once", got)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if want := []string{"1", "3", "5"}; !reflect.DeepEqual(f.lastIDs, want) {
-		t.Errorf("Last-Event-ID headers %q, want %q", f.lastIDs, want)
+	if got, want := f.LastEventIDs(), []string{"1", "3", "5"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Last-Event-ID headers %q, want %q", got, want)
 	}
 }
 
 func TestEventsReconnectAfterDaemonRestart(t *testing.T) {
-	f := newFake()
-	dir := shortTempDir(t)
-	srv1 := serveUnixAt(t, dir, f)
+	f := daemontest.New()
+	dir := daemontest.StateDir(t)
+	srv1 := f.ServeUnixAt(t, dir)
 	c, err := Dial(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.add("https://example.com/a", api.StateQueued) // event 1: before the stream
+	f.Add(api.Task{URL: "https://example.com/a", State: api.StateQueued}) // event 1: before the stream
 	var once sync.Once
-	f.onStream = func() { once.Do(func() { f.set("t1", api.StateRunning, api.EventStarted) }) }
+	f.OnStream(func() {
+		once.Do(func() { f.Emit(api.Event{Kind: api.EventStarted, TaskID: "t1", State: api.StateRunning}) })
+	})
 	s := c.Events(testContext(t), 0)
 	defer s.Close()
 	if ev, err := s.Next(); err != nil || ev.ID != 2 {
 		t.Fatalf("first event %+v, %v", ev, err)
 	}
 	srv1.Close() // the daemon stops: the stream breaks and the socket is gone
-	f.set("t1", api.StateCompleted, api.EventCompleted)
+	f.Emit(api.Event{Kind: api.EventCompleted, TaskID: "t1", State: api.StateCompleted})
 	time.Sleep(300 * time.Millisecond) // a few failed reconnections
-	serveUnixAt(t, dir, f)
+	f.ServeUnixAt(t, dir)
 	if ev, err := s.Next(); err != nil || ev.ID != 3 || ev.Kind != api.EventCompleted {
 		t.Fatalf("event after the restart %+v, %v", ev, err)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if got := f.lastIDs[len(f.lastIDs)-1]; got != "2" {
-		t.Errorf("Last-Event-ID after the restart %q, want 2", got)
+	if ids := f.LastEventIDs(); ids[len(ids)-1] != "2" {
+		t.Errorf("Last-Event-ID headers %q, want 2 after the restart", ids)
 	}
-}
-
-// serveUnixAt serves f on the socket of dir.
-func serveUnixAt(t *testing.T, dir string, f *fake) *http.Server {
-	srv := &http.Server{Handler: f.handler()}
-	l, err := listenUnix(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	return srv
 }
 
 func TestEventsEnd(t *testing.T) {
-	f := newFake()
-	c := New(f.serveTCP(t), "")
+	f := daemontest.New()
+	c := New(f.ServeTCP(t), "")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	s := c.Events(ctx, 0)
@@ -167,9 +154,9 @@ func TestEventsEnd(t *testing.T) {
 }
 
 func TestEventsRefused(t *testing.T) {
-	f := newFake()
-	f.token = "right"
-	s := New(f.serveTCP(t), "wrong").Events(testContext(t), 3)
+	f := daemontest.New()
+	f.Token = "right"
+	s := New(f.ServeTCP(t), "wrong").Events(testContext(t), 3)
 	defer s.Close()
 	var ae *Error
 	if _, err := s.Next(); !errors.As(err, &ae) || ae.Code != api.CodeUnauthorized {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/durl-dev/durl/api"
+	"github.com/durl-dev/durl/internal/daemon/daemontest"
 )
 
 // states returns the state of each task.
@@ -20,50 +21,47 @@ func states(tasks map[string]api.Task) map[string]string {
 }
 
 func TestWaitSeesAnEndWhileItStarts(t *testing.T) {
-	f := newFake()
-	c := New(f.serveTCP(t), "")
-	f.add("https://example.com/a", api.StateRunning) // event 1
+	f := daemontest.New()
+	c := New(f.ServeTCP(t), "")
+	f.Add(api.Task{URL: "https://example.com/a", State: api.StateRunning}) // event 1
 	// The task completes just after Wait read it as running: the stream
 	// must bring the end.
-	f.onTaskGet = func(task *api.Task) {
+	f.OnTaskGet(func(task api.Task) {
 		if task.State == api.StateRunning {
-			f.setLocked(task.ID, api.StateCompleted, api.EventCompleted)
+			f.Emit(api.Event{Kind: api.EventCompleted, TaskID: task.ID, State: api.StateCompleted})
 		}
-	}
+	})
 	got, err := c.Wait(testContext(t), "t1")
 	if err != nil || got["t1"].State != api.StateCompleted {
 		t.Fatalf("Wait = %v, %v", states(got), err)
 	}
-	f.mu.Lock()
-	lastIDs := f.lastIDs
-	f.mu.Unlock()
-	if !reflect.DeepEqual(lastIDs, []string{"1"}) {
+	if lastIDs := f.LastEventIDs(); !reflect.DeepEqual(lastIDs, []string{"1"}) {
 		t.Errorf("Last-Event-ID headers %q, want the ID from Stats", lastIDs)
 	}
 	// Subscribed before reading the task.
 	want := []string{"GET /v1/stats", "GET /v1/events", "GET /v1/tasks/t1", "GET /v1/tasks/t1"}
-	if got := f.requestLog(); !reflect.DeepEqual(got, want) {
+	if got := f.Requests(); !reflect.DeepEqual(got, want) {
 		t.Errorf("requests %q, want %q", got, want)
 	}
 }
 
 func TestWaitIgnoresOldEvents(t *testing.T) {
-	f := newFake()
-	c := New(f.serveTCP(t), "")
-	f.add("https://example.com/a", api.StateRunning)
+	f := daemontest.New()
+	c := New(f.ServeTCP(t), "")
+	f.Add(api.Task{URL: "https://example.com/a", State: api.StateRunning})
 	// Between Stats and the read, the task was paused and resumed: the
 	// replayed "paused" event must not end the wait.
 	calls := 0
-	f.onTaskGet = func(task *api.Task) {
+	f.OnTaskGet(func(task api.Task) {
 		if calls++; calls == 1 {
-			f.setLocked(task.ID, api.StatePaused, api.EventPaused)
-			f.setLocked(task.ID, api.StateRunning, api.EventResumed)
+			f.Emit(api.Event{Kind: api.EventPaused, TaskID: task.ID, State: api.StatePaused})
+			f.Emit(api.Event{Kind: api.EventResumed, TaskID: task.ID, State: api.StateRunning})
 		}
-	}
-	f.onStream = func() {
+	})
+	f.OnStream(func() {
 		time.Sleep(100 * time.Millisecond)
-		f.set("t1", api.StateFailed, api.EventFailed)
-	}
+		f.Emit(api.Event{Kind: api.EventFailed, TaskID: "t1", State: api.StateFailed})
+	})
 	got, err := c.Wait(testContext(t), "t1")
 	if err != nil || got["t1"].State != api.StateFailed {
 		t.Fatalf("Wait = %v, %v; want failed", states(got), err)
@@ -71,17 +69,17 @@ func TestWaitIgnoresOldEvents(t *testing.T) {
 }
 
 func TestWaitAfterGap(t *testing.T) {
-	f := newFake()
-	c := New(f.serveTCP(t), "")
-	f.add("https://example.com/a", api.StateRunning) // event 1
-	f.onTaskGet = func(task *api.Task) {
+	f := daemontest.New()
+	c := New(f.ServeTCP(t), "")
+	f.Add(api.Task{URL: "https://example.com/a", State: api.StateRunning}) // event 1
+	f.OnTaskGet(func(task api.Task) {
 		if task.ID == "t1" && task.State == api.StateRunning {
-			f.setLocked("t1", api.StateCompleted, api.EventCompleted) // event 2: lost
-			f.addLocked("https://example.com/b", api.StateQueued)     // event 3: lost
-			f.setLocked("t2", api.StateRunning, api.EventStarted)     // event 4: kept
-			f.firstKept = 4
+			f.Emit(api.Event{Kind: api.EventCompleted, TaskID: "t1", State: api.StateCompleted}) // event 2: lost
+			f.Add(api.Task{URL: "https://example.com/b", State: api.StateQueued})                // event 3: lost
+			f.Emit(api.Event{Kind: api.EventStarted, TaskID: "t2", State: api.StateRunning})     // event 4: kept
+			f.Trim(4)
 		}
-	}
+	})
 	got, err := c.Wait(testContext(t), "t1")
 	if err != nil || got["t1"].State != api.StateCompleted {
 		t.Fatalf("Wait = %v, %v", states(got), err)
@@ -89,22 +87,19 @@ func TestWaitAfterGap(t *testing.T) {
 }
 
 func TestWaitSeveral(t *testing.T) {
-	f := newFake()
-	c := New(f.serveTCP(t), "")
-	f.add("https://example.com/a", api.StateCompleted)
-	f.add("https://example.com/b", api.StateRunning)
-	f.add("https://example.com/c", api.StateQueued)
-	f.add("https://example.com/d", api.StateRunning)
-	f.onStream = func() {
+	f := daemontest.New()
+	c := New(f.ServeTCP(t), "")
+	f.Add(api.Task{URL: "https://example.com/a", State: api.StateCompleted})
+	f.Add(api.Task{URL: "https://example.com/b", State: api.StateRunning})
+	f.Add(api.Task{URL: "https://example.com/c", State: api.StateQueued})
+	f.Add(api.Task{URL: "https://example.com/d", State: api.StateRunning})
+	f.OnStream(func() {
 		time.Sleep(50 * time.Millisecond)
-		f.set("t2", api.StateCancelled, api.EventCancelled)
-		f.set("t3", api.StateRunning, api.EventStarted)
-		f.set("t3", api.StatePaused, api.EventPaused)
-		f.mu.Lock()
-		delete(f.tasks, "t4")
-		f.emitLocked(api.Event{Kind: api.EventRemoved, TaskID: "t4"})
-		f.mu.Unlock()
-	}
+		f.Emit(api.Event{Kind: api.EventCancelled, TaskID: "t2", State: api.StateCancelled})
+		f.Emit(api.Event{Kind: api.EventStarted, TaskID: "t3", State: api.StateRunning})
+		f.Emit(api.Event{Kind: api.EventPaused, TaskID: "t3", State: api.StatePaused})
+		f.Remove("t4")
+	})
 	got, err := c.Wait(testContext(t), "t1", "t2", "t3", "t2", "t4")
 	want := map[string]string{"t1": api.StateCompleted, "t2": api.StateCancelled, "t3": api.StatePaused, "t4": StateRemoved}
 	if err != nil || !reflect.DeepEqual(states(got), want) {
@@ -116,9 +111,9 @@ func TestWaitSeveral(t *testing.T) {
 }
 
 func TestWaitEndedAlready(t *testing.T) {
-	f := newFake()
-	c := New(f.serveTCP(t), "")
-	f.add("https://example.com/a", api.StateInterrupted)
+	f := daemontest.New()
+	c := New(f.ServeTCP(t), "")
+	f.Add(api.Task{URL: "https://example.com/a", State: api.StateInterrupted})
 	got, err := c.Wait(testContext(t), "t1")
 	if err != nil || got["t1"].State != api.StateInterrupted {
 		t.Fatalf("Wait = %v, %v", states(got), err)
@@ -129,9 +124,9 @@ func TestWaitEndedAlready(t *testing.T) {
 }
 
 func TestWaitErrors(t *testing.T) {
-	f := newFake()
-	c := New(f.serveTCP(t), "")
-	f.add("https://example.com/a", api.StateRunning)
+	f := daemontest.New()
+	c := New(f.ServeTCP(t), "")
+	f.Add(api.Task{URL: "https://example.com/a", State: api.StateRunning})
 
 	var ae *Error
 	if _, err := c.Wait(testContext(t), "t1", "nope"); !errors.As(err, &ae) || ae.Code != api.CodeNotFound {

@@ -4,15 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -20,244 +16,8 @@ import (
 
 	"github.com/durl-dev/durl/api"
 	"github.com/durl-dev/durl/durltest"
+	"github.com/durl-dev/durl/internal/daemon/daemontest"
 )
-
-// apiFake is a small in-memory stand-in for durl serve's API.
-type apiFake struct {
-	token string // the bearer token required, "" for none
-	stop  chan struct{}
-
-	mu       sync.Mutex
-	tasks    map[string]*api.Task
-	order    []string
-	events   []api.Event // events[i].ID == i+1
-	changed  chan struct{}
-	requests []string // "METHOD /path?query body"
-	onStream func()   // called in a goroutine when an event stream starts
-}
-
-func newAPIFake() *apiFake {
-	return &apiFake{tasks: map[string]*api.Task{}, changed: make(chan struct{}), stop: make(chan struct{})}
-}
-
-// serveUnix serves f on the socket of a new state folder, which it returns.
-func (f *apiFake) serveUnix(t *testing.T) string {
-	dir := socketTempDir(t)
-	l, err := net.Listen("unix", filepath.Join(dir, api.SocketName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: f.handler()}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	t.Cleanup(func() { close(f.stop) })
-	return dir
-}
-
-// serveTCP serves f on 127.0.0.1 and returns its URL.
-func (f *apiFake) serveTCP(t *testing.T) string {
-	srv := httptest.NewServer(f.handler())
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { close(f.stop) })
-	return srv.URL
-}
-
-// socketTempDir returns a new temporary folder short enough to hold a
-// Unix socket.
-func socketTempDir(t *testing.T) string {
-	dir := t.TempDir()
-	if len(dir)+len(api.SocketName) < 100 {
-		return dir
-	}
-	dir, err := os.MkdirTemp("", "durl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
-// put adds or replaces a task.
-func (f *apiFake) put(task api.Task) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.tasks[task.ID] == nil {
-		f.order = append(f.order, task.ID)
-	}
-	f.tasks[task.ID] = &task
-	f.emitLocked(api.Event{Kind: api.EventAdded, TaskID: task.ID, URL: task.URL, State: task.State})
-}
-
-// emit sends an event, first applying its state to its task.
-func (f *apiFake) emit(ev api.Event) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if t := f.tasks[ev.TaskID]; t != nil && ev.State != "" {
-		t.State, t.Error = ev.State, ev.Error
-		if ev.Written > 0 {
-			t.Written = ev.Written
-		}
-	}
-	f.emitLocked(ev)
-}
-
-func (f *apiFake) emitLocked(ev api.Event) {
-	ev.ID = uint64(len(f.events) + 1)
-	f.events = append(f.events, ev)
-	close(f.changed)
-	f.changed = make(chan struct{})
-}
-
-// requestLog returns the requests received, without the event streams.
-func (f *apiFake) requestLog() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]string(nil), f.requests...)
-}
-
-func (f *apiFake) handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		fakeAnswer(w, api.Stats{LastID: uint64(len(f.events))})
-	})
-	mux.HandleFunc("POST /v1/tasks", func(w http.ResponseWriter, r *http.Request) {
-		var req api.AddRequest
-		json.NewDecoder(r.Body).Decode(&req)
-		var resp api.AddResponse
-		for _, d := range req.Downloads {
-			f.mu.Lock()
-			id := "t" + strconv.Itoa(len(f.order)+1)
-			f.mu.Unlock()
-			task := api.Task{ID: id, URL: d.URL, State: api.StateQueued, Total: -1, Path: d.Output, Dir: d.Dir}
-			f.put(task)
-			resp.Tasks = append(resp.Tasks, task)
-		}
-		fakeAnswer(w, resp)
-	})
-	mux.HandleFunc("GET /v1/tasks", f.list)
-	mux.HandleFunc("GET /v1/tasks/{id}", f.taskAction(""))
-	mux.HandleFunc("DELETE /v1/tasks/{id}", f.taskAction("removed"))
-	mux.HandleFunc("POST /v1/tasks/{id}/pause", f.taskAction(api.StatePaused))
-	mux.HandleFunc("POST /v1/tasks/{id}/resume", f.taskAction(api.StateQueued))
-	mux.HandleFunc("POST /v1/tasks/{id}/cancel", f.taskAction(api.StateCancelled))
-	mux.HandleFunc("GET /v1/events", f.stream)
-	for _, path := range []string{api.PathPauseAll, api.PathResumeAll} {
-		mux.HandleFunc("POST "+path, func(w http.ResponseWriter, r *http.Request) { fakeAnswer(w, api.Stats{}) })
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		if r.URL.Path != api.PathEvents {
-			f.mu.Lock()
-			f.requests = append(f.requests, strings.TrimSpace(r.Method+" "+r.URL.RequestURI()+" "+strings.TrimSpace(string(body))))
-			f.mu.Unlock()
-		}
-		if f.token != "" && r.Header.Get("Authorization") != "Bearer "+f.token {
-			fakeFail(w, http.StatusUnauthorized, api.CodeUnauthorized, "missing or wrong token")
-			return
-		}
-		mux.ServeHTTP(w, r)
-	})
-}
-
-func fakeAnswer(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(v)
-}
-
-func fakeFail(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(api.ErrorResponse{Error: api.Error{Code: code, Message: msg}})
-}
-
-// list answers pages of two tasks.
-func (f *apiFake) list(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	q := r.URL.Query()
-	var list api.TaskList
-	started := q.Get("after") == ""
-	for _, id := range f.order {
-		t := f.tasks[id]
-		if s := q.Get("state"); s != "" && !strings.Contains(","+s+",", ","+t.State+",") {
-			continue
-		}
-		list.Total++
-		switch {
-		case !started:
-			started = id == q.Get("after")
-		case len(list.Tasks) == 2:
-			list.Next = list.Tasks[1].ID
-		default:
-			list.Tasks = append(list.Tasks, *t)
-		}
-	}
-	fakeAnswer(w, list)
-}
-
-// taskAction answers a request about one task, which then gets state
-// (unless "").
-func (f *apiFake) taskAction(state string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		t := f.tasks[r.PathValue("id")]
-		if t == nil {
-			fakeFail(w, http.StatusNotFound, api.CodeNotFound, "no task "+r.PathValue("id"))
-			return
-		}
-		switch state {
-		case "":
-		case "removed":
-			delete(f.tasks, t.ID)
-			f.emitLocked(api.Event{Kind: api.EventRemoved, TaskID: t.ID})
-		default:
-			t.State = state
-			f.emitLocked(api.Event{Kind: state, TaskID: t.ID, State: state})
-		}
-		fakeAnswer(w, *t)
-	}
-}
-
-// stream serves the events after the Last-Event-ID, or from now on.
-func (f *apiFake) stream(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	pos := uint64(len(f.events))
-	if last := r.Header.Get("Last-Event-ID"); last != "" {
-		pos, _ = strconv.ParseUint(last, 10, 64)
-	}
-	hook := f.onStream
-	f.mu.Unlock()
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.WriteHeader(http.StatusOK)
-	fmt.Fprint(w, ": ping\n\n")
-	w.(http.Flusher).Flush()
-	if hook != nil {
-		go hook()
-	}
-	for {
-		f.mu.Lock()
-		evs := append([]api.Event(nil), f.events[min(pos, uint64(len(f.events))):]...)
-		changed := f.changed
-		f.mu.Unlock()
-		for _, ev := range evs {
-			b, _ := json.Marshal(ev)
-			fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", ev.ID, ev.Kind, b)
-			pos = ev.ID
-		}
-		w.(http.Flusher).Flush()
-		select {
-		case <-changed:
-		case <-r.Context().Done():
-			return
-		case <-f.stop:
-			return
-		}
-	}
-}
 
 // syncBuffer is a bytes.Buffer safe for concurrent use.
 type syncBuffer struct {
@@ -265,12 +25,14 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
+// Write appends p.
 func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
+// String returns what was written so far.
 func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -319,7 +81,7 @@ func runClient(t *testing.T, stateDir string, args ...string) (code int, stdout,
 }
 
 func TestClientCommandsWithoutDaemon(t *testing.T) {
-	dir := socketTempDir(t)
+	dir := daemontest.StateDir(t)
 	want := "durl: no durl daemon is running for state folder " + dir + "; start one with: durl serve --state " + dir + "\n"
 	for _, args := range [][]string{
 		{"add", "https://example.com/a"}, {"ls"}, {"pause", "t1"}, {"resume", "t1"}, {"cancel", "t1"},
@@ -333,8 +95,8 @@ func TestClientCommandsWithoutDaemon(t *testing.T) {
 }
 
 func TestClientUsageErrors(t *testing.T) {
-	f := newAPIFake()
-	dir := f.serveUnix(t)
+	f := daemontest.New()
+	dir := f.ServeUnix(t)
 	for _, tt := range []struct {
 		args []string
 		want string
@@ -357,14 +119,14 @@ func TestClientUsageErrors(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q; want exit 2 and %q", tt.args, code, stderr, tt.want)
 		}
 	}
-	if got := f.requestLog(); len(got) != 0 {
+	if got := f.Requests(); len(got) != 0 {
 		t.Errorf("requests sent for usage errors: %q", got)
 	}
 }
 
 func TestAdd(t *testing.T) {
-	f := newAPIFake()
-	dir := f.serveUnix(t)
+	f := daemontest.New()
+	dir := f.ServeUnix(t)
 	cwd := t.TempDir()
 	r := &clientRun{cwd: cwd}
 	sum := "sha256:" + strings.Repeat("ab", 32)
@@ -374,7 +136,7 @@ func TestAdd(t *testing.T) {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, r.stdout.String(), r.stderr.String())
 	}
 	var req api.AddRequest
-	log := f.requestLog()
+	log := f.Requests()
 	if err := json.Unmarshal([]byte(strings.TrimPrefix(log[0], "POST /v1/tasks ")), &req); err != nil {
 		t.Fatal(log[0], err)
 	}
@@ -398,13 +160,13 @@ func TestAdd(t *testing.T) {
 
 	// Neither -o nor -d: the daemon's folder.
 	code, stdout, _ := runClient(t, dir, "add", "https://example.com/c")
-	if last := f.requestLog()[2]; code != 0 || stdout != "t4\n" || last != `POST /v1/tasks {"downloads":[{"url":"https://example.com/c"}]}` {
+	if last := f.Requests()[2]; code != 0 || stdout != "t4\n" || last != `POST /v1/tasks {"downloads":[{"url":"https://example.com/c"}]}` {
 		t.Errorf("exit %d, stdout %q, request %s", code, stdout, last)
 	}
 }
 
 func TestAddRefused(t *testing.T) {
-	srvDir := socketTempDir(t)
+	srvDir := daemontest.StateDir(t)
 	l, err := net.Listen("unix", filepath.Join(srvDir, api.SocketName))
 	if err != nil {
 		t.Fatal(err)
@@ -414,7 +176,7 @@ func TestAddRefused(t *testing.T) {
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
-		fakeFail(w, http.StatusForbidden, api.CodeForbidden, message)
+		daemontest.WriteError(w, http.StatusForbidden, api.CodeForbidden, message)
 	})}
 	go srv.Serve(l)
 	defer srv.Close()
@@ -435,11 +197,11 @@ func TestAddRefused(t *testing.T) {
 }
 
 func TestLs(t *testing.T) {
-	f := newAPIFake()
-	dir := f.serveUnix(t)
-	f.put(api.Task{ID: "t1", URL: "https://example.com/files/a.iso", State: api.StateRunning, Written: 512 << 10, Total: 1 << 20, Rate: 2048})
-	f.put(api.Task{ID: "t2", URL: "https://example.com/b", Path: "/d/b.bin", State: api.StateCompleted, Written: 3000, Total: 3000})
-	f.put(api.Task{ID: "t3", URL: "https://example.com/c", State: api.StateQueued, Total: -1})
+	f := daemontest.New()
+	dir := f.ServeUnix(t)
+	f.Add(api.Task{ID: "t1", URL: "https://example.com/files/a.iso", State: api.StateRunning, Written: 512 << 10, Total: 1 << 20, Rate: 2048})
+	f.Add(api.Task{ID: "t2", URL: "https://example.com/b", Path: "/d/b.bin", State: api.StateCompleted, Written: 3000, Total: 3000})
+	f.Add(api.Task{ID: "t3", URL: "https://example.com/c", State: api.StateQueued, Total: -1})
 
 	code, stdout, stderr := runClient(t, dir, "ls")
 	want := "" +
@@ -455,13 +217,13 @@ func TestLs(t *testing.T) {
 	if tasks := jsonLines[api.Task](t, stdout); code != 0 || len(tasks) != 2 || tasks[1].ID != "t3" {
 		t.Errorf("exit %d, stdout %s", code, stdout)
 	}
-	if log := f.requestLog(); log[len(log)-1] != "GET /v1/tasks?limit=1000&state=running%2Cqueued" {
+	if log := f.Requests(); log[len(log)-1] != "GET /v1/tasks?limit=1000&state=running%2Cqueued" {
 		t.Errorf("requests %q", log)
 	}
 
 	// Empty: the header only, or no line.
-	f2 := newAPIFake()
-	dir2 := f2.serveUnix(t)
+	f2 := daemontest.New()
+	dir2 := f2.ServeUnix(t)
 	if _, stdout, _ := runClient(t, dir2, "ls"); stdout != "ID  STATE  PROGRESS  SIZE  RATE  NAME\n" {
 		t.Errorf("empty: %q", stdout)
 	}
@@ -488,10 +250,10 @@ func jsonLines[T any](t *testing.T, out string) []T {
 }
 
 func TestTaskActions(t *testing.T) {
-	f := newAPIFake()
-	dir := f.serveUnix(t)
-	f.put(api.Task{ID: "t1", URL: "https://example.com/a", State: api.StateRunning})
-	f.put(api.Task{ID: "t2", URL: "https://example.com/b", State: api.StateQueued})
+	f := daemontest.New()
+	dir := f.ServeUnix(t)
+	f.Add(api.Task{ID: "t1", URL: "https://example.com/a", State: api.StateRunning})
+	f.Add(api.Task{ID: "t2", URL: "https://example.com/b", State: api.StateQueued})
 
 	code, stdout, stderr := runClient(t, dir, "pause", "t1", "nope", "t2")
 	if code != exitError || stdout != "t1: paused\nt2: paused\n" ||
@@ -527,21 +289,21 @@ func TestTaskActions(t *testing.T) {
 		"DELETE /v1/tasks/t1?delete_data=true", "DELETE /v1/tasks/t2",
 		"POST /v1/pause-all", "POST /v1/resume-all",
 	}
-	if got := f.requestLog(); !reflect.DeepEqual(got, want) {
+	if got := f.Requests(); !reflect.DeepEqual(got, want) {
 		t.Errorf("requests\n got %q\nwant %q", got, want)
 	}
 }
 
 func TestWait(t *testing.T) {
-	f := newAPIFake()
-	dir := f.serveUnix(t)
-	f.put(api.Task{ID: "t1", URL: "https://example.com/a", Path: "/d/a", State: api.StateCompleted, Written: 2048, Total: 2048})
-	f.put(api.Task{ID: "t2", URL: "https://example.com/b", State: api.StateFailed,
+	f := daemontest.New()
+	dir := f.ServeUnix(t)
+	f.Add(api.Task{ID: "t1", URL: "https://example.com/a", Path: "/d/a", State: api.StateCompleted, Written: 2048, Total: 2048})
+	f.Add(api.Task{ID: "t2", URL: "https://example.com/b", State: api.StateFailed,
 		Error: &api.Error{Code: api.CodeChecksum, Message: "the file does not match the checksum"}})
-	f.put(api.Task{ID: "t3", URL: "https://example.com/c", State: api.StatePaused})
-	f.put(api.Task{ID: "t4", URL: "https://example.com/d", State: api.StateFailed,
+	f.Add(api.Task{ID: "t3", URL: "https://example.com/c", State: api.StatePaused})
+	f.Add(api.Task{ID: "t4", URL: "https://example.com/d", State: api.StateFailed,
 		Error: &api.Error{Code: api.CodeNetwork, Message: "the server answered 404 Not Found"}})
-	f.put(api.Task{ID: "t5", URL: "https://example.com/e", State: api.StateCancelled})
+	f.Add(api.Task{ID: "t5", URL: "https://example.com/e", State: api.StateCancelled})
 
 	code, stdout, stderr := runClient(t, dir, "wait", "t1", "t2", "t3")
 	if code != exitChecksum || stdout != "t1: completed /d/a (2.0 KiB)\n" ||
@@ -569,24 +331,22 @@ func TestWait(t *testing.T) {
 }
 
 func TestWaitFollowsEvents(t *testing.T) {
-	f := newAPIFake()
-	dir := f.serveUnix(t)
-	f.put(api.Task{ID: "t1", URL: "https://example.com/a", State: api.StateRunning, Total: 10})
-	f.onStream = func() {
+	f := daemontest.New()
+	dir := f.ServeUnix(t)
+	f.Add(api.Task{ID: "t1", URL: "https://example.com/a", State: api.StateRunning, Total: 10})
+	f.OnStream(func() {
 		time.Sleep(50 * time.Millisecond)
-		f.emit(api.Event{Kind: api.EventProgress, TaskID: "t1", State: api.StateRunning, Written: 5})
-		f.emit(api.Event{Kind: api.EventCompleted, TaskID: "t1", State: api.StateCompleted, Written: 10})
-	}
+		f.Emit(api.Event{Kind: api.EventProgress, TaskID: "t1", State: api.StateRunning, Written: 5})
+		f.Emit(api.Event{Kind: api.EventCompleted, TaskID: "t1", State: api.StateCompleted, Written: 10})
+	})
 	code, stdout, stderr := runClient(t, dir, "wait", "t1")
 	if code != 0 || stdout != "t1: completed https://example.com/a (10 B)\n" {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 
 	// Ctrl-C: exit 7, the download goes on.
-	f.put(api.Task{ID: "t2", URL: "https://example.com/b", State: api.StateRunning})
-	f.mu.Lock()
-	f.onStream = nil
-	f.mu.Unlock()
+	f.Add(api.Task{ID: "t2", URL: "https://example.com/b", State: api.StateRunning})
+	f.OnStream(nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	var r clientRun
@@ -622,16 +382,16 @@ func runUntil(t *testing.T, r *clientRun, dir string, out *syncBuffer, want stri
 }
 
 func TestWatchLines(t *testing.T) {
-	f := newAPIFake()
-	dir := f.serveUnix(t)
-	f.put(api.Task{ID: "t1", URL: "https://example.com/files/a.iso", State: api.StateQueued, Total: -1})
-	f.onStream = func() {
-		f.emit(api.Event{Kind: api.EventStarted, TaskID: "t1", State: api.StateRunning, Path: "/d/a.iso", Total: 4096})
-		f.emit(api.Event{Kind: api.EventProgress, TaskID: "t1", State: api.StateRunning, Written: 1024, Total: 4096, Rate: 1024})
-		f.emit(api.Event{Kind: api.EventFailed, TaskID: "t1", State: api.StateFailed,
+	f := daemontest.New()
+	dir := f.ServeUnix(t)
+	f.Add(api.Task{ID: "t1", URL: "https://example.com/files/a.iso", State: api.StateQueued, Total: -1})
+	f.OnStream(func() {
+		f.Emit(api.Event{Kind: api.EventStarted, TaskID: "t1", State: api.StateRunning, Path: "/d/a.iso", Total: 4096})
+		f.Emit(api.Event{Kind: api.EventProgress, TaskID: "t1", State: api.StateRunning, Written: 1024, Total: 4096, Rate: 1024})
+		f.Emit(api.Event{Kind: api.EventFailed, TaskID: "t1", State: api.StateFailed,
 			Error: &api.Error{Code: api.CodeNetwork, Message: "connection reset"}})
-		f.put(api.Task{ID: "t2", URL: "https://example.com/b", State: api.StateQueued})
-	}
+		f.Add(api.Task{ID: "t2", URL: "https://example.com/b", State: api.StateQueued})
+	})
 	r := &clientRun{}
 	code := runUntil(t, r, dir, &r.stdout, "t2 added", "watch")
 	want := "" +
@@ -645,9 +405,7 @@ func TestWatchLines(t *testing.T) {
 
 	// --json: the events as they are.
 	r = &clientRun{}
-	f.mu.Lock()
-	f.onStream = func() { f.emit(api.Event{Kind: api.EventPaused, TaskID: "t2", State: api.StatePaused}) }
-	f.mu.Unlock()
+	f.OnStream(func() { f.Emit(api.Event{Kind: api.EventPaused, TaskID: "t2", State: api.StatePaused}) })
 	code = runUntil(t, r, dir, &r.stdout, "\n", "watch", "--json")
 	var ev api.Event
 	if err := json.Unmarshal([]byte(r.stdout.String()), &ev); code != 0 || err != nil || ev.Kind != api.EventPaused || ev.TaskID != "t2" {
@@ -656,10 +414,10 @@ func TestWatchLines(t *testing.T) {
 }
 
 func TestWatchTerminal(t *testing.T) {
-	f := newAPIFake()
-	dir := f.serveUnix(t)
-	f.put(api.Task{ID: "t1", URL: "https://example.com/a.iso", State: api.StateCompleted, Written: 10, Total: 10})
-	f.put(api.Task{ID: "t2", URL: "https://example.com/b.iso", State: api.StateRunning, Written: 5, Total: 10, Rate: 100})
+	f := daemontest.New()
+	dir := f.ServeUnix(t)
+	f.Add(api.Task{ID: "t1", URL: "https://example.com/a.iso", State: api.StateCompleted, Written: 10, Total: 10})
+	f.Add(api.Task{ID: "t2", URL: "https://example.com/b.iso", State: api.StateRunning, Written: 5, Total: 10, Rate: 100})
 	r := &clientRun{terminal: true}
 	code := runUntil(t, r, dir, &r.stderr, "b.iso", "watch")
 	out := r.stderr.String()
@@ -677,10 +435,10 @@ func TestWatchTerminal(t *testing.T) {
 }
 
 func TestServerFlag(t *testing.T) {
-	f := newAPIFake()
-	f.token = "s3cret"
-	url := f.serveTCP(t)
-	f.put(api.Task{ID: "t1", URL: "https://example.com/a", State: api.StateQueued, Total: -1})
+	f := daemontest.New()
+	f.Token = "s3cret"
+	url := f.ServeTCP(t)
+	f.Add(api.Task{ID: "t1", URL: "https://example.com/a", State: api.StateQueued, Total: -1})
 	state := t.TempDir() // no daemon there
 
 	code, stdout, stderr := runClient(t, state, "ls", "--server", url, "--token", "s3cret")
