@@ -176,12 +176,7 @@ func (l *Log) Append(e api.Event) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for len(l.queue) >= maxQueue && !l.closing && !l.failing {
-		l.urgent = true
-		l.kickCommitter()
-		ch := l.notify
-		l.mu.Unlock()
-		<-ch
-		l.mu.Lock()
+		l.waitCommitLocked()
 	}
 	if l.closing || len(l.queue) >= maxQueue {
 		l.dropped++
@@ -216,14 +211,21 @@ func (l *Log) Flush() error {
 		if l.closed {
 			return ErrClosed
 		}
-		l.urgent = true
-		l.kickCommitter()
-		ch := l.notify
-		l.mu.Unlock()
-		<-ch
-		l.mu.Lock()
+		l.waitCommitLocked()
 	}
 	return nil
+}
+
+// waitCommitLocked asks the committer to commit the queue without delay
+// and waits until it has committed a batch, failed to, or the log closed.
+// l.mu must be held; it is released while waiting.
+func (l *Log) waitCommitLocked() {
+	l.urgent = true
+	l.kickCommitter()
+	ch := l.notify
+	l.mu.Unlock()
+	<-ch
+	l.mu.Lock()
 }
 
 // LastID returns the newest committed ID, 0 when there was never any.
