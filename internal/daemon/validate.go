@@ -11,6 +11,7 @@ import (
 
 	"github.com/durl-dev/durl"
 	"github.com/durl-dev/durl/api"
+	"github.com/durl-dev/durl/internal/httpx"
 )
 
 // Bounds of the values of a download.
@@ -54,8 +55,13 @@ func (s *Server) toRequest(d api.Download, i int) (durl.Request, error) {
 	if req.Header, err = parseHeaders(d.Headers); err != nil {
 		return req, badRequest("%s: %v", field("headers"), err)
 	}
-	if req.Checksum, err = parseChecksum(d.Checksum); err != nil {
-		return req, badRequest("%s: %v", field("checksum"), err)
+	if d.Checksum != "" {
+		sum, err := httpx.ParseChecksum(d.Checksum)
+		if err != nil {
+			return req, badRequest("%s %q is not a checksum: want ALGO:HEX, ALGO one of sha256, sha512, sha1 and md5, HEX its digest in hexadecimal",
+				field("checksum"), d.Checksum)
+		}
+		req.Checksum = sum.String()
 	}
 	switch {
 	case d.Connections < 0 || d.Connections > MaxConnections:
@@ -180,26 +186,6 @@ func validHeaderName(s string) bool {
 		}
 	}
 	return true
-}
-
-// checksumLengths are the hex lengths of the digests accepted.
-var checksumLengths = map[string]int{"sha256": 64, "sha512": 128, "sha1": 40, "md5": 32}
-
-// parseChecksum checks an "ALGO:HEX" checksum and returns it in lower case
-// ("" when empty).
-func parseChecksum(s string) (string, error) {
-	if s == "" {
-		return "", nil
-	}
-	algo, hex, ok := strings.Cut(strings.ToLower(strings.TrimSpace(s)), ":")
-	want, known := checksumLengths[algo]
-	switch {
-	case !ok || !known:
-		return "", fmt.Errorf("%q: want ALGO:HEX with ALGO sha256, sha512, sha1 or md5", s)
-	case len(hex) != want || strings.Trim(hex, "0123456789abcdef") != "":
-		return "", fmt.Errorf("%q: a %s digest is %d hex digits", s, algo, want)
-	}
-	return algo + ":" + hex, nil
 }
 
 // validID reports whether id looks like a task ID: lower-case hex, of a
