@@ -176,6 +176,7 @@ func (s *EventStream) sleep() error {
 // would not help.
 type protocolError struct{ msg string }
 
+// Error returns what is wrong with the stream.
 func (e *protocolError) Error() string { return e.msg }
 
 // retryable reports whether a failure of the stream is worth a new
@@ -243,10 +244,13 @@ type idleBody struct {
 	after time.Duration
 }
 
+// closeWhenIdle returns body, closed when it delivers nothing for after.
 func closeWhenIdle(body io.ReadCloser, after time.Duration) *idleBody {
 	return &idleBody{ReadCloser: body, after: after, timer: time.AfterFunc(after, func() { body.Close() })}
 }
 
+// Read reads from the body and, when it got bytes, waits after again
+// before closing it.
 func (b *idleBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if n > 0 {
@@ -255,6 +259,7 @@ func (b *idleBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Close stops the timer and closes the body.
 func (b *idleBody) Close() error {
 	b.timer.Stop()
 	return b.ReadCloser.Close()

@@ -26,15 +26,17 @@ func Ended(state string) bool {
 
 // Wait blocks until every task of ids has ended (see Ended) and returns
 // them by ID: all of them at once, so a task that ended and was resumed
-// while Wait waited for others is waited for again. A task that does not exist when Wait starts is an error; one
-// removed while it waits ends with State StateRemoved.
+// while Wait waited for others is waited for again. A task that does not
+// exist when Wait starts is an error; one removed while it waits ends
+// with State StateRemoved. If the daemon stops meanwhile, Wait reconnects
+// and goes on once it is back.
 //
 // Wait cannot miss an end: it takes the newest event's ID first,
-// subscribes to the events after it, and only then reads the tasks, so that
-// an end between the reading and the subscription is still seen. It reads a task
-// again on each event that changes its state (and every task after an
-// api.EventGap), so that an old event never stands for the task's present
-// state.
+// subscribes to the events after it, and only then reads the tasks, so
+// that an end between the reading and the subscription is still seen. It
+// reads a task again on each event that changes its state (and every task
+// after an api.EventGap), so that an old event never stands for the
+// task's present state.
 func (c *Client) Wait(ctx context.Context, ids ...string) (map[string]api.Task, error) {
 	ids = unique(ids)
 	tasks := make(map[string]api.Task, len(ids))

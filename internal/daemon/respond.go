@@ -19,6 +19,7 @@ type apiError struct {
 	message string
 }
 
+// Error returns the message.
 func (e *apiError) Error() string { return e.message }
 
 // errorf returns an *apiError with a formatted message.
