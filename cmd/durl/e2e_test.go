@@ -26,6 +26,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/durl-dev/durl/client"
 )
 
 // runTimeout bounds every run of the binary.
@@ -547,4 +549,45 @@ func TestE2EUsageExit2(t *testing.T) {
 	if strings.Count(r.stderr, "\n") != 1 || r.stdout != "" {
 		t.Errorf("stdout %q, stderr %q: want one line on stderr", r.stdout, r.stderr)
 	}
+}
+
+// TestE2EWaitOutlivesDaemonKill: a durl wait that waits when the daemon is
+// SIGKILLed goes on waiting, and exits 0 once the restarted daemon has
+// finished the download.
+func TestE2EWaitOutlivesDaemonKill(t *testing.T) {
+	srv := newTestServer(t, 4<<20, false)
+	srv.delay.Store(int64(8 * time.Millisecond)) // about 2 s for the file
+	state, downloads := serveDirs(t)
+	daemon := startServeProc(t, state, downloads)
+	r := runDurl(t, "", "--state", state, "add", "-d", downloads, srv.URL+"/files/w.bin")
+	wantExit(t, r, exitOK)
+	id := strings.TrimSpace(r.stdout)
+
+	waiter := startDurl(t, "", "", "--state", state, "wait", id)
+	waitFor(t, waiter, "durl wait to follow the events", func() bool {
+		c, err := client.Dial(state)
+		if err != nil {
+			return false
+		}
+		st, err := c.Stats(context.Background())
+		return err == nil && st.EventClients > 0
+	})
+	waitFor(t, daemon, "512 KiB sent", func() bool { return srv.sent.Load() > 512<<10 })
+	kill9(t, daemon)
+	if srv.sent.Load() >= 4<<20 {
+		t.Fatal("the download finished before the daemon was killed; slow the server down")
+	}
+
+	srv.delay.Store(0)
+	daemon = startServeProc(t, state, downloads)
+	res := waiter.wait()
+	wantExit(t, res, exitOK)
+	if want := id + ": completed " + filepath.Join(downloads, "w.bin"); !strings.HasPrefix(res.stdout, want) {
+		t.Errorf("durl wait printed %q, want %q…", res.stdout, want)
+	}
+	if got := fileSum(t, filepath.Join(downloads, "w.bin")); got != srv.sum {
+		t.Fatalf("SHA-256 %s, want %s", got, srv.sum)
+	}
+	daemon.cmd.Process.Signal(syscall.SIGTERM)
+	wantExit(t, daemon.wait(), exitOK)
 }
