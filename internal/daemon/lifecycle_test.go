@@ -112,16 +112,20 @@ func TestRemove(t *testing.T) {
 	}
 }
 
+// TestCompletedTasksArePruned: a completed task older than KeepCompleted
+// is forgotten with a removed event; its file stays.
 func TestCompletedTasksArePruned(t *testing.T) {
 	state, dl := testDirs(t)
 	src := durltest.NewServer(durltest.WithContent(4, 32<<10))
 	defer src.Close()
 	d := startDaemon(t, state, dl, func(c *Config) { c.KeepCompleted = time.Millisecond; c.PruneInterval = 20 * time.Millisecond })
+	s := d.events(0)
 	task := d.add(api.Download{URL: src.FileURL()})[0]
-	waitFor(t, "the completed task forgotten", func() bool {
-		status, _ := d.do("GET", "/v1/tasks/"+task.ID, nil)
-		return status == http.StatusNotFound
-	})
+	removed := s.until(func(e api.Event) bool { return e.Kind == api.EventRemoved })
+	if e := removed[len(removed)-1]; e.TaskID != task.ID || e.Reason == "" {
+		t.Fatalf("removed event %+v, want one for task %s with a reason", e, task.ID)
+	}
+	d.wantError("GET", "/v1/tasks/"+task.ID, nil, http.StatusNotFound, api.CodeNotFound)
 	if err := durltest.VerifyFile(filepath.Join(dl, "file"), 4, 32<<10); err != nil {
 		t.Fatalf("pruning touched the file: %v", err)
 	}
