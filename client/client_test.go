@@ -161,6 +161,7 @@ func TestRequests(t *testing.T) {
 	ctx := testContext(t)
 	c := New(url, "")
 	f.Add(api.Task{URL: "https://example.com/a", State: api.StateRunning})
+	f.Add(api.Task{URL: "https://example.com/b", State: api.StateCompleted})
 
 	prio, rate := 5, int64(1024)
 	steps := []func() error{
@@ -186,7 +187,7 @@ func TestRequests(t *testing.T) {
 			return err
 		},
 		func() error { _, err := c.Limits(ctx); return err },
-		func() error { _, err := c.Remove(ctx, "t1", true); return err },
+		func() error { _, err := c.Remove(ctx, "t2", true); return err },
 	}
 	for i, step := range steps {
 		if err := step(); err != nil {
@@ -203,7 +204,7 @@ func TestRequests(t *testing.T) {
 		"POST /v1/resume-all",
 		`PATCH /v1/limits {"max_active":2}`,
 		"GET /v1/limits",
-		"DELETE /v1/tasks/t1?delete_data=true",
+		"DELETE /v1/tasks/t2?delete_data=true",
 	}
 	if got := f.Requests(); !reflect.DeepEqual(got, want) {
 		t.Errorf("requests\n got %q\nwant %q", got, want)

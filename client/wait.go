@@ -79,6 +79,10 @@ func (c *Client) follow(ctx context.Context, ev api.Event, ids []string, tasks m
 		t.State = StateRemoved
 		tasks[ev.TaskID] = t
 		return nil
+	case ev.Kind == api.EventCancelled:
+		t.State = api.StateCancelled // for good: the daemon forgets a cancelled task
+		tasks[ev.TaskID] = t
+		return nil
 	case changesState(ev) || ev.State != "" && ev.State != t.State:
 		return c.readTasks(ctx, []string{ev.TaskID}, tasks, true)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -107,6 +108,26 @@ func TestWaitSeveral(t *testing.T) {
 	}
 	if got["t4"].URL != "https://example.com/d" {
 		t.Errorf("removed task %+v: want it as last seen", got["t4"])
+	}
+}
+
+// TestWaitCancelled: a task cancelled while Wait waits ends cancelled,
+// though the daemon forgets it at once.
+func TestWaitCancelled(t *testing.T) {
+	f := daemontest.New()
+	c := New(f.ServeTCP(t), "")
+	f.Add(api.Task{URL: "https://example.com/a", State: api.StateRunning})
+	var once sync.Once
+	f.OnTaskGet(func(api.Task) { // Wait has read the task: another client cancels it
+		once.Do(func() {
+			if _, err := c.Cancel(testContext(t), "t1"); err != nil {
+				t.Error(err)
+			}
+		})
+	})
+	got, err := c.Wait(testContext(t), "t1")
+	if err != nil || got["t1"].State != api.StateCancelled || got["t1"].URL != "https://example.com/a" {
+		t.Fatalf("Wait = %+v, %v; want t1 cancelled", got, err)
 	}
 }
 

@@ -9,12 +9,14 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/durl-dev/durl/api"
+	"github.com/durl-dev/durl/client"
 	"github.com/durl-dev/durl/durltest"
 	"github.com/durl-dev/durl/internal/daemon/daemontest"
 )
@@ -254,6 +256,7 @@ func TestTaskActions(t *testing.T) {
 	dir := f.ServeUnix(t)
 	f.Add(api.Task{ID: "t1", URL: "https://example.com/a", State: api.StateRunning})
 	f.Add(api.Task{ID: "t2", URL: "https://example.com/b", State: api.StateQueued})
+	f.Add(api.Task{ID: "t3", URL: "https://example.com/c", State: api.StateCompleted})
 
 	code, stdout, stderr := runClient(t, dir, "pause", "t1", "nope", "t2")
 	if code != exitError || stdout != "t1: paused\nt2: paused\n" ||
@@ -266,8 +269,8 @@ func TestTaskActions(t *testing.T) {
 			t.Errorf("%s: exit %d, stdout %q, stderr %q", tt.cmd, code, stdout, stderr)
 		}
 	}
-	code, stdout, _ = runClient(t, dir, "rm", "--delete-data", "t1")
-	if code != 0 || stdout != "t1: removed, data deleted\n" {
+	code, stdout, _ = runClient(t, dir, "rm", "--delete-data", "t3")
+	if code != 0 || stdout != "t3: removed, data deleted\n" {
 		t.Errorf("rm: exit %d, stdout %q", code, stdout)
 	}
 	code, stdout, _ = runClient(t, dir, "rm", "t2")
@@ -286,7 +289,7 @@ func TestTaskActions(t *testing.T) {
 	want := []string{
 		"POST /v1/tasks/t1/pause", "POST /v1/tasks/nope/pause", "POST /v1/tasks/t2/pause",
 		"POST /v1/tasks/t1/resume", "POST /v1/tasks/t1/cancel",
-		"DELETE /v1/tasks/t1?delete_data=true", "DELETE /v1/tasks/t2",
+		"DELETE /v1/tasks/t3?delete_data=true", "DELETE /v1/tasks/t2",
 		"POST /v1/pause-all", "POST /v1/resume-all",
 	}
 	if got := f.Requests(); !reflect.DeepEqual(got, want) {
@@ -536,6 +539,52 @@ func TestClientCommandsWithDaemon(t *testing.T) {
 	if code := r.run(context.Background(), state, "add", "-o", "../outside.bin", src.FileURL()); code != exitError ||
 		strings.Count(r.stderr.String(), "\n") != 1 || !strings.Contains(r.stderr.String(), "outside the download folders") {
 		t.Errorf("add outside: exit %d, stderr %q", code, r.stderr.String())
+	}
+
+	// A task cancelled while durl wait waits for it. durl wait starts once
+	// the task has started, so that the cancel comes after its first read.
+	c, err := client.Dial(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	events := c.Events(ctx, 0)
+	defer events.Close()
+	if err := events.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	slow := durltest.NewServer(durltest.WithContent(4, 1<<20), durltest.WithRate(16<<10))
+	defer slow.Close()
+	slowID := add("-o", "slow.bin", slow.FileURL())
+	for {
+		ev, err := events.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.TaskID == slowID && ev.Kind == api.EventStarted {
+			break
+		}
+	}
+	waiting := make(chan [3]string, 1)
+	go func() {
+		var r clientRun
+		code := r.run(context.Background(), state, "wait", slowID)
+		waiting <- [3]string{strconv.Itoa(code), r.stdout.String(), r.stderr.String()}
+	}()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if st, err := c.Stats(ctx); err == nil && st.EventClients == 2 { // this test's stream and durl wait's
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("durl wait does not follow the events")
+		}
+	}
+	if code, stdout, stderr := runClient(t, state, "cancel", slowID); code != 0 || stdout != slowID+": cancelled\n" {
+		t.Errorf("cancel: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if got := <-waiting; got[0] != "1" || got[1] != "" || !strings.HasPrefix(got[2], "durl: "+slowID+": "+slow.FileURL()+": cancelled; ") {
+		t.Errorf("wait for a cancelled task: exit %s, stdout %q, stderr %q", got[0], got[1], got[2])
 	}
 
 	if code, stdout, stderr := runClient(t, state, "rm", "--delete-data", good); code != 0 || stdout != good+": removed, data deleted\n" {

@@ -235,7 +235,7 @@ func (f *Fake) Handler() http.Handler {
 	mux.HandleFunc("DELETE "+api.PathTask, f.taskAction(api.EventRemoved))
 	mux.HandleFunc("POST "+api.PathPause, f.taskAction(api.StatePaused))
 	mux.HandleFunc("POST "+api.PathResume, f.taskAction(api.StateQueued))
-	mux.HandleFunc("POST "+api.PathCancel, f.taskAction(api.StateCancelled))
+	mux.HandleFunc("POST "+api.PathCancel, f.taskAction(api.StateCancelled)) // then forgotten, as by the daemon
 	mux.HandleFunc("GET "+api.PathLimits, func(w http.ResponseWriter, r *http.Request) {
 		n := 3
 		writeJSON(w, api.Limits{MaxActive: &n})
@@ -336,7 +336,8 @@ func (f *Fake) list(w http.ResponseWriter, r *http.Request) {
 }
 
 // taskAction answers a request about one task, which then gets state:
-// none for "", forgotten for api.EventRemoved.
+// none for "", forgotten for api.EventRemoved; a cancelled task is
+// forgotten after its event, as the daemon does.
 func (f *Fake) taskAction(state string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
@@ -352,6 +353,9 @@ func (f *Fake) taskAction(state string) http.HandlerFunc {
 			f.removeLocked(t.ID)
 		default:
 			f.applyLocked(api.Event{Kind: state, TaskID: t.ID, State: state})
+		}
+		if state == api.StateCancelled {
+			delete(f.tasks, t.ID)
 		}
 		answer, hook := *t, f.onTaskGet
 		f.mu.Unlock()
