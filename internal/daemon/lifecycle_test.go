@@ -299,3 +299,32 @@ func TestRemoteChangedRestarts(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestAddOutlivesTheClient: a client that sends an add and is gone before
+// the answer (killed) does not take its download with it.
+func TestAddOutlivesTheClient(t *testing.T) {
+	state, dl := testDirs(t)
+	const size = 128 << 10
+	src := durltest.NewServer(durltest.WithContent(9, size), durltest.WithRate(64<<10))
+	defer src.Close()
+	d := startDaemon(t, state, dl)
+
+	conn, err := net.Dial("unix", d.srv.SocketPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := fmt.Sprintf(`{"downloads": [{"url": %q}]}`, src.FileURL())
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: durl\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+		api.PathTasks, len(body), body)
+	conn.Close() // gone without reading the answer
+
+	var list api.TaskList
+	waitFor(t, "the task added", func() bool {
+		d.call("GET", api.PathTasks, nil, http.StatusOK, &list)
+		return len(list.Tasks) == 1
+	})
+	d.waitState(list.Tasks[0].ID, api.StateCompleted)
+	if err := durltest.VerifyFile(filepath.Join(dl, "file"), 9, size); err != nil {
+		t.Fatal(err)
+	}
+}
