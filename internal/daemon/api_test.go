@@ -128,6 +128,16 @@ func TestPatchTask(t *testing.T) {
 	if got := d.get(task.ID); got.Priority != 7 || got.RateLimit != 0 {
 		t.Fatalf("refused PATCHes changed the task: %+v", got)
 	}
+
+	// Saved in the task's record: a restart keeps them.
+	d.call("PATCH", path, `{"rate_limit": 2048}`, http.StatusOK, nil)
+	if err := d.stop(); err != nil {
+		t.Fatal(err)
+	}
+	d = startDaemon(t, state, dl, oneAtATime)
+	if got := d.get(task.ID); got.Priority != 7 || got.RateLimit != 2048 || got.State != api.StatePaused {
+		t.Fatalf("after a restart: %+v, want priority 7, rate limit 2048, paused", got)
+	}
 }
 
 func TestLimits(t *testing.T) {
