@@ -43,6 +43,13 @@ type Version struct {
 	API     int    `json:"api"`     // the API's version: 1
 }
 
+// Bounds of the values of a Download.
+const (
+	MinPriority    = -1000 // the lowest Download.Priority
+	MaxPriority    = 1000  // the highest Download.Priority
+	MaxConnections = 64    // the most Download.Connections
+)
+
 // Download is one download to add.
 type Download struct {
 	// URL is the http or https URL to download. Required.

@@ -209,3 +209,23 @@ func TestOpenAPIEnums(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenAPIBounds checks that the bounds of priorities and connections
+// in the document are the constants of api.go.
+func TestOpenAPIBounds(t *testing.T) {
+	schemas := object(t, object(t, loadOpenAPI(t), "components", openAPIFile), "schemas", "components")
+	for _, tt := range []struct {
+		schema, property string
+		min, max         float64
+	}{
+		{"Download", "priority", MinPriority, MaxPriority},
+		{"TaskPatch", "priority", MinPriority, MaxPriority},
+		{"Download", "connections", 0, MaxConnections},
+	} {
+		where := "components/schemas/" + tt.schema + "/properties"
+		prop := object(t, object(t, object(t, schemas, tt.schema, "components/schemas"), "properties", where), tt.property, where)
+		if prop["minimum"] != tt.min || prop["maximum"] != tt.max {
+			t.Errorf("%s/%s: minimum %v, maximum %v; want %v and %v", where, tt.property, prop["minimum"], prop["maximum"], tt.min, tt.max)
+		}
+	}
+}

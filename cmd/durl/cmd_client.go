@@ -242,7 +242,7 @@ func (a *app) addCmd(cf *clientFlags) *cobra.Command {
 	f.SortFlags = false
 	f.StringVarP(&o.output, "output", "o", "", "save to `FILE` (one URL only)")
 	f.StringVarP(&o.dir, "dir", "d", "", "save in folder `DIR` (default: the daemon's download folder)")
-	f.IntVar(&o.priority, "priority", 0, "queue priority `P`: higher runs first")
+	f.IntVar(&o.priority, "priority", 0, "queue priority `P`, from -1000 to 1000: higher runs first")
 	f.IntVarP(&o.conns, "connections", "x", 0, "use up to `N` connections per file (0: automatic)")
 	f.StringVar(&o.checksum, "checksum", "", "verify the file against `ALGO:HEX` (sha256, sha512, sha1 or md5; one URL only)")
 	f.StringArrayVarP(&o.headers, "header", "H", nil, "send the header `'Name: value'` (repeatable)")
@@ -267,8 +267,10 @@ func (o *addOptions) downloads(args []string, cwd string) ([]api.Download, error
 		return nil, usageErrorf("--checksum applies to one URL but %d URLs were given", len(urls))
 	case len(o.mirrors) > 0 && len(urls) > 1:
 		return nil, usageErrorf("--mirror applies to one URL but %d URLs were given", len(urls))
-	case o.conns < 0 || o.conns > 64:
-		return nil, usageErrorf("-x must be from 0 to 64")
+	case o.conns < 0 || o.conns > api.MaxConnections:
+		return nil, usageErrorf("-x must be from 0 to %d", api.MaxConnections)
+	case o.priority < api.MinPriority || o.priority > api.MaxPriority:
+		return nil, usageErrorf("--priority must be from %d to %d", api.MinPriority, api.MaxPriority)
 	}
 	for _, u := range append(urls, o.mirrors...) {
 		if err := checkURL(u); err != nil {

@@ -109,6 +109,8 @@ func TestClientUsageErrors(t *testing.T) {
 		{[]string{"add", "--limit-rate", "fast", "https://h/a"}, "--limit-rate"},
 		{[]string{"add", "-H", "bad", "https://h/a"}, "want 'Name: value'"},
 		{[]string{"add", "ftp://h/a"}, "not an http or https URL"},
+		{[]string{"add", "--priority", "1001", "https://h/a"}, "--priority must be from -1000 to 1000"},
+		{[]string{"add", "-x", "65", "https://h/a"}, "-x must be from 0 to 64"},
 		{[]string{"ls", "--only", "running,sleeping"}, `"sleeping" is not a state`},
 		{[]string{"ls", "extra"}, "unknown command"},
 		{[]string{"pause"}, "no task ID given"},

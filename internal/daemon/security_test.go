@@ -221,10 +221,10 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 		"bad header":          {URL: other, Headers: []string{"no colon"}},
 		"header line break":   {URL: other, Headers: []string{"X-A: b\r\nX-B: c"}},
 		"reserved header":     {URL: other, Headers: []string{"Range: bytes=0-"}},
-		"too many conns":      {URL: other, Connections: MaxConnections + 1},
+		"too many conns":      {URL: other, Connections: api.MaxConnections + 1},
 		"negative conns":      {URL: other, Connections: -1},
-		"priority too high":   {URL: other, Priority: MaxPriority + 1},
-		"priority too low":    {URL: other, Priority: MinPriority - 1},
+		"priority too high":   {URL: other, Priority: api.MaxPriority + 1},
+		"priority too low":    {URL: other, Priority: api.MinPriority - 1},
 		"negative rate limit": {URL: other, RateLimit: -1},
 	} {
 		body := api.AddRequest{Downloads: []api.Download{{URL: url + "/first", Paused: true}, bad}}

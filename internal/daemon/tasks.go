@@ -234,8 +234,8 @@ func (s *Server) patchTask(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	switch {
-	case p.Priority != nil && (*p.Priority < MinPriority || *p.Priority > MaxPriority):
-		return badRequest("priority must be from %d to %d", MinPriority, MaxPriority)
+	case p.Priority != nil && (*p.Priority < api.MinPriority || *p.Priority > api.MaxPriority):
+		return badRequest("priority must be from %d to %d", api.MinPriority, api.MaxPriority)
 	case p.RateLimit != nil && *p.RateLimit < 0:
 		return badRequest("rate_limit must be 0 (no limit) or more bytes per second")
 	}

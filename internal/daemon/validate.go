@@ -16,12 +16,9 @@ import (
 
 // Bounds of the values of a download.
 const (
-	MinPriority    = -1000 // the lowest Download.Priority
-	MaxPriority    = 1000  // the highest Download.Priority
-	MaxConnections = 64    // the most Download.Connections
-	maxMirrors     = 32
-	maxHeaders     = 64
-	maxURLLength   = 8 << 10
+	maxMirrors   = 32
+	maxHeaders   = 64
+	maxURLLength = 8 << 10
 )
 
 // toRequest checks the download d, the i-th of an AddRequest, and returns
@@ -64,10 +61,10 @@ func (s *Server) toRequest(d api.Download, i int) (durl.Request, error) {
 		req.Checksum = sum.String()
 	}
 	switch {
-	case d.Connections < 0 || d.Connections > MaxConnections:
-		return req, badRequest("%s must be from 0 (automatic) to %d", field("connections"), MaxConnections)
-	case d.Priority < MinPriority || d.Priority > MaxPriority:
-		return req, badRequest("%s must be from %d to %d", field("priority"), MinPriority, MaxPriority)
+	case d.Connections < 0 || d.Connections > api.MaxConnections:
+		return req, badRequest("%s must be from 0 (automatic) to %d", field("connections"), api.MaxConnections)
+	case d.Priority < api.MinPriority || d.Priority > api.MaxPriority:
+		return req, badRequest("%s must be from %d to %d", field("priority"), api.MinPriority, api.MaxPriority)
 	case d.RateLimit < 0:
 		return req, badRequest("%s must be 0 (no limit) or more bytes per second", field("rate_limit"))
 	}
