@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -329,5 +330,36 @@ func TestQueueChangesWhileRunning(t *testing.T) {
 	d.waitState(low.ID, api.StateRunning)
 	if got := d.get(first.ID).State; got != api.StateRunning {
 		t.Fatalf("the first task is %s, want running still", got)
+	}
+}
+
+// TestRoutesMatchOpenAPI: the daemon answers every method that
+// docs/openapi.json gives a path, and only those (405 for the others).
+func TestRoutesMatchOpenAPI(t *testing.T) {
+	b, err := os.ReadFile("../../docs/openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Paths map[string]map[string]any `json:"paths"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	state, dl := testDirs(t)
+	d := startDaemon(t, state, dl)
+	for path, item := range doc.Paths {
+		if path == api.PathEvents {
+			continue // a stream: TestEventsHeartbeat and others
+		}
+		url := strings.ReplaceAll(path, "{id}", "0123456789abcdef")
+		for _, method := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
+			status, body := d.do(method, url, "{}")
+			_, documented := item[strings.ToLower(method)]
+			routed := status != http.StatusMethodNotAllowed && !strings.Contains(string(body), "no such path")
+			if documented != routed {
+				t.Errorf("%s %s: %d %s; documented %v", method, url, status, body, documented)
+			}
+		}
 	}
 }
