@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/durl-dev/durl"
 	"github.com/spf13/cobra"
@@ -147,62 +146,37 @@ func download(ctx context.Context, opts durl.Options, reqs []durl.Request, r ren
 		}
 		return err
 	}
-	var (
-		results     = make([]error, len(reqs))
-		tasks       = make([]*durl.Task, len(reqs))
-		tasksMu     sync.Mutex
-		interrupted atomic.Bool
-		wg          sync.WaitGroup
-		starting    = make(chan struct{}, max(opts.MaxActive, 1))
-	)
-	// Start makes a durable record for each download: start up to -j at
-	// once rather than one after the other.
-	for i, req := range reqs {
-		select {
-		case starting <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
+	// -j workers, each starting the next download and waiting for it: only
+	// the downloads under way have a task, so a long list costs nothing
+	// until its turn (a rerun of the command starts the rest).
+	results := make([]error, len(reqs))
+	ran := make([]bool, len(reqs))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range max(opts.MaxActive, 1) {
 		wg.Go(func() {
-			t, err := s.Start(req)
-			<-starting
-			if err != nil {
-				results[i] = &downloadError{URL: req.URL, Err: err}
-				r.errorLine(describe(results[i]))
-				return
-			}
-			tasksMu.Lock()
-			tasks[i] = t
-			tasksMu.Unlock()
-			if ctx.Err() != nil {
-				t.Pause() // interrupted while starting: pause it like the others
-			}
-			err = t.Wait(context.Background())
-			results[i] = err
-			if err != nil && !(interrupted.Load() && errors.Is(err, durl.ErrPaused)) {
-				r.errorLine(describe(err))
+			for i := range next {
+				ran[i] = true
+				results[i] = fetch(ctx, s, reqs[i])
+				if err := results[i]; err != nil && !(ctx.Err() != nil && errors.Is(err, durl.ErrPaused)) {
+					r.errorLine(describe(err))
+				}
 			}
 		})
 	}
-	allDone := make(chan struct{})
-	go func() { wg.Wait(); close(allDone) }()
-	select {
-	case <-allDone:
-	case <-ctx.Done():
+feed:
+	for i := range reqs {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
 	}
-	if ctx.Err() != nil {
-		interrupted.Store(true)
-		tasksMu.Lock()
-		started := append([]*durl.Task(nil), tasks...)
-		tasksMu.Unlock()
-		pauseAll(started)
-		<-allDone
-	}
+	close(next)
+	wg.Wait()
 	closeErr := s.Close() // delivers the last events
 	r.finish()
-	if interrupted.Load() && unfinished(tasks, results) {
+	if ctx.Err() != nil && unfinished(ran, results) {
 		return errInterrupted
 	}
 	for _, err := range results {
@@ -216,26 +190,29 @@ func download(ctx context.Context, opts durl.Options, reqs []durl.Request, r ren
 	return nil
 }
 
+// fetch runs one download to its end. When ctx is cancelled first, it
+// pauses the download, which makes its progress durable.
+func fetch(ctx context.Context, s *durl.Session, req durl.Request) error {
+	t, err := s.Start(req)
+	if err != nil {
+		return &downloadError{URL: req.URL, Err: err}
+	}
+	select {
+	case <-t.Done():
+	case <-ctx.Done():
+		t.Pause() // refused if it has just ended: that is fine
+	}
+	return t.Wait(context.Background())
+}
+
 // unfinished reports whether a request was never started or was paused.
-func unfinished(tasks []*durl.Task, results []error) bool {
-	for i, t := range tasks {
-		if t == nil && results[i] == nil || errors.Is(results[i], durl.ErrPaused) {
+func unfinished(ran []bool, results []error) bool {
+	for i, err := range results {
+		if !ran[i] || errors.Is(err, durl.ErrPaused) {
 			return true
 		}
 	}
 	return false
-}
-
-// pauseAll pauses the tasks, at once, so that each makes a durable
-// checkpoint. Tasks that already ended refuse; that is fine.
-func pauseAll(tasks []*durl.Task) {
-	var wg sync.WaitGroup
-	for _, t := range tasks {
-		if t != nil {
-			wg.Go(func() { t.Pause() })
-		}
-	}
-	wg.Wait()
 }
 
 // outputMode chooses how progress is shown.
