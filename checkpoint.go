@@ -120,7 +120,14 @@ func (d *download) checkpoint() error {
 	if err := d.part.Sync(); err != nil {
 		return diskError("sync", d.part.Name(), err)
 	}
-	if err := d.pf.WriteDurable(snap); err != nil {
+	if err := d.syncPartialName(); err != nil {
+		return err
+	}
+	// The record goes first; the sync of the progress record carries it.
+	if err := d.saveDeferred(); err != nil {
+		return err
+	}
+	if err := d.progressFile().WriteDurable(snap); err != nil {
 		return diskError("write progress", d.s.taskPath(d.rec.ID), err)
 	}
 	return nil

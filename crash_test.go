@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"testing"
 	"time"
 
@@ -32,9 +33,9 @@ func crashOptions(srv *durltest.Server) Options {
 }
 
 // runRequestOn runs req on fsys until it completes or the FS crashes.
-func runRequestOn(t *testing.T, fsys vfs.FS, boot [16]byte, srv *durltest.Server, req Request) error {
+func runRequestOn(t *testing.T, fsys vfs.FS, boot [16]byte, opts Options, req Request) error {
 	t.Helper()
-	s, err := open(context.Background(), crashOptions(srv), fsys, boot)
+	s, err := open(context.Background(), opts, fsys, boot)
 	if err != nil {
 		return err
 	}
@@ -61,29 +62,82 @@ func TestCrashAtEveryWrite(t *testing.T) {
 	const size = 1*mib + 12345
 	srv := durltest.NewServer(durltest.WithContent(11, size))
 	defer srv.Close()
-	crashSweep(t, srv, Request{URL: srv.FileURL(), Dest: crashDest}, size, 1, 1)
+	crashSweep(t, srv, sweep{opts: crashOptions(srv), size: size})
 }
 
-// crashSweep runs req on a memfs that crashes at write k, for every step-th
-// k of a clean run, as a kill and as a power loss, and checks:
+// TestCrashAtEveryWriteLazy is TestCrashAtEveryWrite for a task whose record
+// is written only once it has progress to keep (Options.LazyRecords), over
+// an older file of the same size at the destination, which must stay until
+// the new one replaces it whole.
+func TestCrashAtEveryWriteLazy(t *testing.T) {
+	const size = 1*mib + 12345
+	srv := durltest.NewServer(durltest.WithContent(11, size))
+	defer srv.Close()
+	opts := crashOptions(srv)
+	opts.LazyRecords = true
+	crashSweep(t, srv, sweep{opts: opts, size: size, old: durltest.Content(12, size)})
+}
+
+// TestCrashAtEveryWriteSmallFile crashes a download that completes before
+// its first progress record and its first checkpoint, with and without a
+// record from the start, with and without an older file of the same size
+// at the destination.
+func TestCrashAtEveryWriteSmallFile(t *testing.T) {
+	const size = 50 * kib
+	srv := durltest.NewServer(durltest.WithContent(11, size))
+	defer srv.Close()
+	for _, lazy := range []bool{false, true} {
+		for _, old := range [][]byte{nil, durltest.Content(12, size)} {
+			t.Run(fmt.Sprintf("lazy=%t/old=%t", lazy, old != nil), func(t *testing.T) {
+				opts := crashOptions(srv)
+				opts.CheckpointInterval = time.Hour
+				opts.LazyRecords = lazy
+				crashSweep(t, srv, sweep{opts: opts, size: size, old: old})
+			})
+		}
+	}
+}
+
+// sweep is a crash sweep's download: of srv's file of size bytes, to
+// crashDest, over conns connections (0: one), crashing at every step-th
+// write (0: every one). old, if set, is at the destination beforehand.
+type sweep struct {
+	opts        Options
+	size        int64
+	conns, step int
+	old         []byte
+}
+
+// crashSweep runs the download on a memfs that crashes at write k, for
+// every step-th k of a clean run, as a kill and as a power loss, and checks:
 //   - D1: every byte the trusted progress record claims is on disk and right;
-//   - D3: the destination holds nothing or the complete file;
+//   - D3: the destination holds what it held before or the complete file;
 //   - D5: after a kill, at most 256 KiB per connection is downloaded again;
 //   - D2/D3: the rerun ends with the right file.
-func crashSweep(t *testing.T, srv *durltest.Server, req Request, size int64, step, conns int) {
+func crashSweep(t *testing.T, srv *durltest.Server, sw sweep) {
 	t.Helper()
-	clean := memfs.New()
-	if err := runRequestOn(t, clean, bootA, srv, req); err != nil {
+	req := Request{URL: srv.FileURL(), Dest: crashDest, Connections: sw.conns}
+	conns, step := max(sw.conns, 1), max(sw.step, 1)
+	setup := func() *memfs.FS {
+		mem := memfs.New()
+		if sw.old != nil {
+			writeDurably(t, mem, crashDest, sw.old)
+		}
+		return mem
+	}
+	clean := setup()
+	before := clean.Ops()
+	if err := runRequestOn(t, clean, bootA, sw.opts, req); err != nil {
 		t.Fatal(err)
 	}
-	total := clean.Ops()
-	if total < 20 {
+	total := clean.Ops() - before
+	if total < 5 {
 		t.Fatalf("only %d write operations in a run", total)
 	}
 	for k := 0; k <= total+2; k += step {
-		mem := memfs.New()
+		mem := setup()
 		mem.CrashAfter(k)
-		runRequestOn(t, mem, bootA, srv, req)
+		runRequestOn(t, mem, bootA, sw.opts, req)
 		if !mem.Crashed() {
 			continue // the run finished in fewer operations this time
 		}
@@ -94,21 +148,49 @@ func crashSweep(t *testing.T, srv *durltest.Server, req Request, size int64, ste
 				if mode == memfs.PowerLoss {
 					boot = bootB
 				}
-				checkDestination(t, after, size)
+				checkDestination(t, after, sw.size, sw.old)
 				claimed := checkProgressTrue(t, after, boot)
 				requestsBefore := len(srv.Requests())
-				if err := runRequestOn(t, after, boot, srv, req); err != nil {
+				if err := runRequestOn(t, after, boot, sw.opts, req); err != nil {
 					t.Fatalf("rerun: %v", err)
 				}
 				got, _ := after.ReadFile(crashDest)
-				if !bytes.Equal(got, durltest.Content(11, size)) {
+				if !bytes.Equal(got, durltest.Content(11, sw.size)) {
 					t.Fatalf("rerun ended with a wrong file (%d bytes)", len(got))
 				}
-				again := bodyBytesSince(srv, requestsBefore) - (size - claimed)
+				again := bodyBytesSince(srv, requestsBefore) - (sw.size - claimed)
 				if mode == memfs.ProcessKill && again > int64(conns)*256*kib {
 					t.Errorf("after a kill, %d bytes were downloaded again (claimed %d)", again, claimed)
 				}
 			})
+		}
+	}
+}
+
+// writeDurably writes a file, its folders and its content, durably.
+func writeDurably(t *testing.T, fsys *memfs.FS, name string, data []byte) {
+	t.Helper()
+	dir := path.Dir(name)
+	if err := fsys.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := fsys.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	for d := dir; ; d = path.Dir(d) {
+		if err := fsys.SyncDir(d); err != nil {
+			t.Fatal(err)
+		}
+		if d == "/" {
+			return
 		}
 	}
 }
@@ -124,15 +206,18 @@ func bodyBytesSince(srv *durltest.Server, first int) int64 {
 	return n
 }
 
-// checkDestination checks D3: nothing, or the whole right file.
-func checkDestination(t *testing.T, fsys *memfs.FS, size int64) {
+// checkDestination checks D3: what was there before (old, or nothing), or
+// the whole right file.
+func checkDestination(t *testing.T, fsys *memfs.FS, size int64, old []byte) {
 	t.Helper()
 	got, err := fsys.ReadFile(crashDest)
-	if err != nil {
-		return
-	}
-	if !bytes.Equal(got, durltest.Content(11, size)) {
-		t.Fatalf("D3: the destination holds %d bytes that are not the file", len(got))
+	switch {
+	case err != nil && old == nil:
+	case err != nil:
+		t.Fatalf("D3: the file that was at the destination is gone: %v", err)
+	case old != nil && bytes.Equal(got, old):
+	case !bytes.Equal(got, durltest.Content(11, size)):
+		t.Fatalf("D3: the destination holds %d bytes that are neither the old file nor the new one", len(got))
 	}
 }
 

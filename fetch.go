@@ -27,14 +27,21 @@ import (
 )
 
 const (
-	// bufferSize is the most one read takes before it is written and
-	// recorded: at most this much is lost per connection when the process
-	// is killed (D5). What a read returns is written at once, so nothing
-	// received waits for the buffer to fill.
+	// bufferSize is the most one read takes. What a read returns is
+	// written at once, so nothing received waits for the buffer to fill.
 	bufferSize = 128 << 10
+	// recordStep is how much a connection writes before it records its
+	// progress again (in the volatile slot, which survives a kill). A
+	// kill costs a connection at most this plus the read under way:
+	// 64 + 128 KiB, within D5's 256 KiB.
+	recordStep = 64 << 10
 	// overlapSize is how much already-written data is fetched again and
 	// compared when the remote has no validator (D2).
 	overlapSize = 16 << 10
+	// preallocateMin is the smallest file whose space is reserved before
+	// the transfer: a smaller one finds a full disk at its first write,
+	// just as early.
+	preallocateMin = 1 << 20
 	// writebackStep is how often the OS is asked to start writing data
 	// back, so the syncs of checkpoints stay short.
 	writebackStep = 8 << 20
@@ -67,9 +74,8 @@ func (e *retryableError) Unwrap() error { return e.err }
 type download struct {
 	t    *Task
 	s    *Session
-	pf   *progress.File
-	part vfs.File // the partial file, locked
-	lock vfs.File // the task file, locked; the progress record is in it
+	pf   *progress.File // in the task file; nil until the task has one
+	part vfs.File       // the partial file, locked
 
 	mu     sync.Mutex
 	rec    taskRecord      // working copy of the task record
@@ -90,12 +96,15 @@ type download struct {
 	nextSource  int         // round robin over the URL and its mirrors
 	failures    map[int]int // consecutive failures of each mirror
 	answered    bool        // some server answered this run
+	deferred    bool        // rec has a generation not written yet (see reset)
+	newPartial  bool        // the partial file's name is not durable yet
 	mark        progressMark
 }
 
 // run is one run of a task, from taking its locks to completion or error.
 func (t *Task) run(ctx context.Context) (err error) {
 	s := t.s
+	defer t.releaseTaskFile()
 	if err := s.active.acquire(ctx, t.Priority); err != nil {
 		return err
 	}
@@ -104,15 +113,9 @@ func (t *Task) run(ctx context.Context) (err error) {
 	d := &download{t: t, s: s, rec: t.rec, conns: connections(t.rec)}
 	t.mu.Unlock()
 	defer d.close()
-	lock, err := s.fs.OpenFile(s.taskPath(t.id), os.O_RDWR, 0)
-	if err != nil {
-		return &DiskError{Op: "open task file", Path: s.taskPath(t.id), Err: err}
+	if _, err := t.lockTaskFile(); err != nil {
+		return err
 	}
-	d.lock = lock
-	if err := lock.Lock(); err != nil {
-		return lockError(err, s.taskPath(t.id))
-	}
-	t.hold(lock)
 	defer func() { t.saveOutcome(ctx, err) }() // before the lock is released
 	if err := d.load(); err != nil {
 		return err
@@ -135,19 +138,20 @@ func (t *Task) run(ctx context.Context) (err error) {
 
 // load reads the task's progress and opens its partial file.
 func (d *download) load() error {
-	d.pf = progress.New(d.lock, progressBase, d.s.bootID)
-	prog, err := d.pf.Load(d.rec.Generation)
-	if err != nil { // nothing to trust: start this generation afresh
-		prog = progress.Record{Generation: d.rec.Generation, Total: d.rec.Total}
+	d.prog = progress.Record{Generation: d.rec.Generation, Total: d.rec.Total}
+	d.deferred = !d.t.recorded()
+	if d.rec.Generation > 0 { // generation 0 never wrote any progress
+		if prog, err := d.progressFile().Load(d.rec.Generation); err == nil {
+			d.prog = prog
+		} // else nothing to trust: start this generation afresh
 	}
-	d.prog = prog
 	if d.rec.Request.Checksum != "" {
 		d.sum, _ = httpx.ParseChecksum(d.rec.Request.Checksum)
 	} else if sums := httpx.ParseReprDigest(d.rec.ReprDigest); len(sums) > 0 {
 		d.sum = sums[0]
 	}
 	if d.rec.Path != "" && d.rec.State != recFinishing {
-		if err := d.openPartial(); err != nil {
+		if _, err := d.openPartial(); err != nil {
 			return err
 		}
 		info, err := d.part.Stat()
@@ -230,39 +234,61 @@ func (d *download) catchUpHashLocked() error {
 	return nil
 }
 
-// openPartial opens and locks the partial file (D6).
-func (d *download) openPartial() error {
+// openPartial opens and locks the partial file (D6), creating it and its
+// folder if needed. It reports whether the file is new.
+func (d *download) openPartial() (created bool, err error) {
 	if d.part != nil {
-		return nil
+		return false, nil
 	}
 	path := partialPath(d.rec.Path)
 	dir := filepath.Dir(path)
-	if _, err := d.s.fs.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-		if err := d.s.fs.MkdirAll(dir, 0o755); err != nil {
-			return diskError("create folder", dir, err)
-		}
-		if err := d.s.fs.SyncDir(filepath.Dir(dir)); err != nil {
-			return diskError("sync folder", filepath.Dir(dir), err)
-		}
-	}
-	_, statErr := d.s.fs.Stat(path)
 	// O_NOFOLLOW: a symbolic link planted at the partial's name must not
 	// lead the download out of its folder.
-	f, err := d.s.fs.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o644)
+	const flags = os.O_RDWR | syscall.O_NOFOLLOW
+	f, err := d.s.fs.OpenFile(path, flags|os.O_CREATE|os.O_EXCL, 0o644)
+	created = err == nil
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := vfs.MkdirAllDurable(d.s.fs, dir, 0o755); err != nil {
+			return false, diskError("create folder", dir, err)
+		}
+		f, err = d.s.fs.OpenFile(path, flags|os.O_CREATE|os.O_EXCL, 0o644)
+		created = err == nil
+	}
+	if errors.Is(err, fs.ErrExist) {
+		f, err = d.s.fs.OpenFile(path, flags, 0)
+	}
 	if err != nil {
-		return diskError("create partial file", path, err)
+		return false, diskError("create partial file", path, err)
 	}
 	if err := f.Lock(); err != nil {
 		f.Close()
-		return lockError(err, path)
+		return false, lockError(err, path)
 	}
 	d.part = f
-	if statErr != nil {
-		// A new file: make its name durable before records count on it.
-		if err := d.s.fs.SyncDir(dir); err != nil {
-			return diskError("sync folder", dir, err)
-		}
+	if created {
+		d.mu.Lock()
+		d.newPartial = true // see syncPartialName
+		d.mu.Unlock()
 	}
+	return created, nil
+}
+
+// syncPartialName makes the name of a partial file this run created
+// durable, before the first durable record that counts on its data.
+func (d *download) syncPartialName() error {
+	d.mu.Lock()
+	unsynced := d.newPartial
+	d.mu.Unlock()
+	if !unsynced {
+		return nil
+	}
+	dir := filepath.Dir(d.part.Name())
+	if err := d.s.syncDir(dir); err != nil {
+		return diskError("sync folder", dir, err)
+	}
+	d.mu.Lock()
+	d.newPartial = false
+	d.mu.Unlock()
 	return nil
 }
 
@@ -332,8 +358,8 @@ func (d *download) adopt(resp *http.Response, reason string, total int64) error 
 
 // reset starts the download over with a new generation: the record first
 // (so older progress records are ignored), then the partial file, then a
-// fresh progress record with the file split among the connections. The
-// caller is the only connection running.
+// fresh plan of the file split among the connections. The caller is the
+// only connection running.
 func (d *download) reset(total int64, etag, lastMod, reprDigest string, ranges bool) error {
 	d.mu.Lock()
 	d.rec.Generation++
@@ -342,22 +368,30 @@ func (d *download) reset(total int64, etag, lastMod, reprDigest string, ranges b
 	for i := range d.rec.Mirrors { // verified against another version of the file
 		d.rec.Mirrors[i] = mirrorState{Dropped: d.rec.Mirrors[i].Dropped}
 	}
-	// The first generation needs no sync here: no earlier generation has
-	// claims that a lost save could pair with the new data, and the next
-	// sync of the task file (a checkpoint, or "finishing") carries it. A
-	// restart must be durable before any new data is.
-	durable := d.rec.Generation > 1
+	// A restart must be durable before any new data is. The first
+	// generation has no earlier claims that new data could be paired
+	// with: its record is written with the first progress record that
+	// counts on it (saveDeferred), or else with "finishing", so a small
+	// file needs no write of its own.
+	first := d.rec.Generation == 1
+	d.deferred = first
+	rec := d.rec
 	d.mu.Unlock()
-	if err := d.saveAs(durable); err != nil {
+	if first {
+		d.t.setRecord(rec)
+	} else if err := d.save(); err != nil {
 		return err
 	}
-	if err := d.openPartial(); err != nil {
+	created, err := d.openPartial()
+	if err != nil {
 		return err
 	}
-	if err := d.part.Truncate(0); err != nil {
-		return diskError("truncate", d.part.Name(), err)
+	if !created {
+		if err := d.part.Truncate(0); err != nil {
+			return diskError("truncate", d.part.Name(), err)
+		}
 	}
-	if total > 0 {
+	if total >= preallocateMin {
 		if err := d.part.Allocate(total); err != nil && !errors.Is(err, errors.ErrUnsupported) {
 			return diskError("reserve space for", d.part.Name(), err)
 		}
@@ -379,14 +413,10 @@ func (d *download) reset(total int64, etag, lastMod, reprDigest string, ranges b
 	if d.sum.Algorithm != "" {
 		d.hash = d.sum.New()
 	}
-	snap := d.snapshotLocked()
 	d.mu.Unlock()
 	d.setWritten()
-	// Volatile is enough: the record's new generation already disowns the
-	// older progress records, and nothing is claimed yet.
-	if err := d.pf.WriteVolatile(snap); err != nil {
-		return diskError("write progress", d.s.taskPath(d.rec.ID), err)
-	}
+	// No progress record yet: the record's new generation already disowns
+	// the older ones, and nothing is claimed.
 	return nil
 }
 
@@ -405,8 +435,33 @@ func (d *download) saveAs(durable bool) error {
 	return d.t.saveRecord(func() taskRecord {
 		d.mu.Lock()
 		defer d.mu.Unlock()
+		d.deferred = false
 		return d.rec
 	}, durable)
+}
+
+// progressFile returns the progress record in the task file, which must
+// exist (saveDeferred makes sure of it).
+func (d *download) progressFile() *progress.File {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.pf == nil {
+		d.pf = progress.New(d.t.taskFile(), progressBase, d.s.bootID)
+	}
+	return d.pf
+}
+
+// saveDeferred writes the record that reset left unwritten (creating the
+// task file of a lazy task), if it still is, before a progress record that
+// counts on it.
+func (d *download) saveDeferred() error {
+	d.mu.Lock()
+	deferred := d.deferred
+	d.mu.Unlock()
+	if !deferred {
+		return nil
+	}
+	return d.saveAs(false)
 }
 
 // wait applies the rate limits.
@@ -459,6 +514,15 @@ func (d *download) finalize() error {
 	if err := d.part.Sync(); err != nil {
 		return diskError("sync", d.part.Name(), err)
 	}
+	if !d.t.recorded() {
+		// A lazy task that never needed a record: a crash before the
+		// rename leaves a partial file no record counts on, after it the
+		// complete file; nothing to recognise either way.
+		return d.moveIntoPlace()
+	}
+	if err := d.syncPartialName(); err != nil {
+		return err
+	}
 	d.rec.State = recFinishing
 	if err := d.save(); err != nil {
 		return err
@@ -472,13 +536,20 @@ func (d *download) moveIntoPlace() error {
 	if err := d.s.fs.Rename(part, d.rec.Path); err != nil {
 		return diskError("rename", part, err)
 	}
-	if err := d.s.fs.SyncDir(filepath.Dir(d.rec.Path)); err != nil {
+	if err := d.s.syncDir(filepath.Dir(d.rec.Path)); err != nil {
 		return diskError("sync folder", filepath.Dir(d.rec.Path), err)
 	}
 	// Not synced: if a power loss takes this save, the record says
 	// "finishing", and the next run finds the file in place (D3).
+	d.mu.Lock()
 	d.rec.State = recCompleted
 	d.rec.Error, d.rec.ErrorKind = "", ""
+	rec := d.rec
+	d.mu.Unlock()
+	if !d.t.recorded() {
+		d.t.setRecord(rec)
+		return nil
+	}
 	return d.saveAs(false)
 }
 
@@ -495,9 +566,6 @@ func (d *download) finishInterrupted() (done bool, err error) {
 		return true, d.save()
 	}
 	d.rec.State = recActive
-	if err := d.openPartial(); err != nil {
-		return false, err
-	}
 	return false, d.reset(d.rec.Total, d.rec.ETag, d.rec.LastModified, d.rec.ReprDigest, d.rec.AcceptRanges)
 }
 
@@ -516,14 +584,10 @@ func (d *download) keepAside(got []byte) error {
 		d.sum, d.sum.Algorithm, got, aside)
 }
 
-// close releases the files of the run.
+// close closes the partial file (the run closes the task file).
 func (d *download) close() {
 	if d.part != nil {
 		d.part.Close()
-	}
-	if d.lock != nil {
-		d.t.hold(nil)
-		d.lock.Close()
 	}
 }
 

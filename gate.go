@@ -70,6 +70,13 @@ func (g *gate) setLimit(n int) {
 	g.admitLocked()
 }
 
+// hasRoom reports whether acquire would let a caller through at once.
+func (g *gate) hasRoom() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.waiters) == 0 && g.freeLocked()
+}
+
 // waiting is the number of callers waiting.
 func (g *gate) waiting() int {
 	g.mu.Lock()

@@ -96,9 +96,11 @@ func TestGoldenTaskFileV2(t *testing.T) {
 	if *update {
 		rec := taskRecord{ID: "0123456789abcdef", State: recPaused, Path: "/downloads/file", ETag: `"abc"`,
 			Total: 1048576, Generation: 3, Request: storedRequest{URL: "http://127.0.0.1:8080/file", Dest: "/downloads/file"}}
-		if err := s.createRecord(&rec); err != nil {
+		f, err := s.createRecord(&rec)
+		if err != nil {
 			t.Fatal(err)
 		}
+		f.Close()
 		rec.State = recActive
 		if err := s.writeRecord(&rec, true); err != nil {
 			t.Fatal(err)

@@ -69,6 +69,17 @@ type Options struct {
 	CheckpointInterval time.Duration
 	CheckpointBytes    int64
 
+	// LazyRecords leaves a started task without a record in the state
+	// folder until it has progress worth keeping: its first progress
+	// record (after 64 KiB), a checkpoint, a pause or a failure. A
+	// download that completes sooner never writes one, which makes many
+	// small files much cheaper; in exchange, a crash before the first
+	// record forgets the task (and the few KiB it had) rather than
+	// resuming it. For programs that start their downloads again from
+	// their own list, as durl get does. By default every task is recorded
+	// durably before Start returns (D7).
+	LazyRecords bool
+
 	// NoSync turns off every fsync: faster, but a power loss can leave
 	// progress records that claim data that never reached the disk. For
 	// scratch data only.

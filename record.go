@@ -130,25 +130,24 @@ var errNoRecord = errors.New("no valid task record")
 func (s *Session) taskPath(id string) string { return filepath.Join(s.tasksDir, id+taskSuffix) }
 
 // createRecord creates the task file of a new task and makes it durable,
-// name included, before the task is reported (D7).
-func (s *Session) createRecord(rec *taskRecord) error {
+// name included, before the task is reported (D7). It returns the file,
+// open, for the caller to close or keep.
+func (s *Session) createRecord(rec *taskRecord) (vfs.File, error) {
 	path := s.taskPath(rec.ID)
 	f, err := s.fs.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return &DiskError{Op: "create task file", Path: path, Err: err}
+		return nil, &DiskError{Op: "create task file", Path: path, Err: err}
 	}
 	err = writeRecordSlot(f, rec, 0, 1, true)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
 	if err == nil {
 		err = s.syncTasksDir()
 	}
 	if err != nil {
+		f.Close()
 		s.fs.Remove(path)
-		return &DiskError{Op: "create task file", Path: path, Err: err}
+		return nil, &DiskError{Op: "create task file", Path: path, Err: err}
 	}
-	return nil
+	return f, nil
 }
 
 // writeRecord replaces the task's record, synced or not. An unsynced save
@@ -272,22 +271,21 @@ func (s *Session) migrateV1(id string) error {
 	}
 	progressPath := filepath.Join(s.tasksDir, id+".progress")
 	if _, err := s.fs.Stat(s.taskPath(id)); err != nil {
-		if err := s.createRecord(&rec); err != nil {
+		f, err := s.createRecord(&rec)
+		if err != nil {
 			return err
 		}
-		if old, err := vfs.ReadFile(s.fs, progressPath); err == nil {
-			f, err := s.fs.OpenFile(s.taskPath(id), os.O_RDWR, 0)
-			if err != nil {
-				return err
-			}
+		if old, rerr := vfs.ReadFile(s.fs, progressPath); rerr == nil {
 			_, err = f.WriteAt(old[:min(len(old), progress.Size)], progressBase)
 			if err == nil {
 				err = f.Sync()
 			}
-			f.Close()
-			if err != nil {
-				return err
-			}
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
 		}
 	}
 	for _, p := range []string{progressPath, filepath.Join(s.tasksDir, id+".lock"), jsonPath} {

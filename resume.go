@@ -35,13 +35,17 @@ func (s *Session) resumeDataFor(t *Task) (ResumeData, error) {
 	t.mu.Unlock()
 	p := resumePayload{Task: rec}
 	f, err := s.fs.OpenFile(s.taskPath(rec.ID), os.O_RDONLY, 0)
-	if err != nil {
+	switch {
+	case err == nil:
+		prog, err := progress.New(f, progressBase, s.bootID).Load(rec.Generation)
+		f.Close()
+		if err == nil {
+			p.Segments, p.HashOffset, p.HashState = prog.Segments, prog.HashOffset, prog.HashState
+		}
+	case !t.recorded():
+		// A lazy task without a record yet has no progress to keep.
+	default:
 		return nil, &DiskError{Op: "read progress", Path: s.taskPath(rec.ID), Err: err}
-	}
-	prog, err := progress.New(f, progressBase, s.bootID).Load(rec.Generation)
-	f.Close()
-	if err == nil {
-		p.Segments, p.HashOffset, p.HashState = prog.Segments, prog.HashOffset, prog.HashState
 	}
 	b, err := json.Marshal(p)
 	if err != nil {
@@ -107,15 +111,15 @@ func mustMarshal(r progress.Record) []byte {
 func (s *Session) adoptResumeData(p resumePayload) (*Task, error) {
 	rec := p.Task
 	rec.State = recPaused
-	if err := s.createRecord(&rec); err != nil {
+	f, err := s.createRecord(&rec)
+	if err != nil {
 		return nil, err
 	}
 	pr := progress.Record{Generation: rec.Generation, Total: rec.Total, Segments: p.Segments,
 		HashOffset: p.HashOffset, HashState: p.HashState}
-	f, err := s.fs.OpenFile(s.taskPath(rec.ID), os.O_RDWR, 0)
-	if err == nil {
-		err = progress.New(f, progressBase, s.bootID).WriteDurable(pr)
-		f.Close()
+	err = progress.New(f, progressBase, s.bootID).WriteDurable(pr)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
 	if err != nil {
 		return nil, &DiskError{Op: "write progress", Path: s.taskPath(rec.ID), Err: err}

@@ -119,5 +119,5 @@ func TestSegmentedCrash(t *testing.T) {
 	const size, conns = 9 * mib, 3
 	srv := durltest.NewServer(durltest.WithContent(11, size))
 	defer srv.Close()
-	crashSweep(t, srv, Request{URL: srv.FileURL(), Dest: crashDest, Connections: conns}, size, 5, conns)
+	crashSweep(t, srv, sweep{opts: crashOptions(srv), size: size, conns: conns, step: 5})
 }

@@ -90,7 +90,7 @@ func open(ctx context.Context, opts Options, fsys vfs.FS, bootID [16]byte) (*Ses
 	s.limits = Limits{MaxActive: opts.MaxActive, MaxConnsPerHost: opts.MaxConnsPerHost, RateLimit: opts.RateLimit}
 	s.limiter = newLimiter(opts.RateLimit)
 	s.active = newGate(opts.MaxActive)
-	if err := fsys.MkdirAll(s.tasksDir, 0o700); err != nil {
+	if err := vfs.MkdirAllDurable(fsys, s.tasksDir, 0o700); err != nil {
 		return nil, &DiskError{Op: "create state folder", Path: s.tasksDir, Err: err}
 	}
 	if err := vfs.SweepTemp(fsys, s.tasksDir); err != nil {
@@ -292,11 +292,24 @@ func (s *Session) create(req Request, start bool) (*Task, error) {
 	if start {
 		rec.State = recActive
 	}
-	if err := s.createRecord(&rec); err != nil {
-		return nil, err
-	}
 	t := newTask(s, rec)
 	t.state = Paused
+	var f vfs.File
+	if start && s.opts.LazyRecords {
+		t.unrecorded = true
+	} else if f, err = s.createRecord(&rec); err != nil {
+		return nil, err
+	}
+	switch {
+	case f == nil:
+	case start && s.active.hasRoom() && f.Lock() == nil:
+		// The run starting now uses the file as it is: it need not open
+		// it again nor read back what was just written. A queued task
+		// holds no file open.
+		t.keepTaskFile(f)
+	default:
+		f.Close()
+	}
 	if start {
 		t.state = Queued
 	}
@@ -306,6 +319,7 @@ func (s *Session) create(req Request, start bool) (*Task, error) {
 	s.emit(t, EventAdded, "", nil)
 	if start {
 		if err := t.start(); err != nil {
+			t.releaseTaskFile()
 			return nil, err
 		}
 	}

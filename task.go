@@ -30,7 +30,7 @@ type Task struct {
 	id string
 
 	mu        sync.Mutex
-	rec       taskRecord // the persistent record, as last saved
+	rec       taskRecord // the persistent record, as last saved (or set)
 	state     State
 	err       error
 	elsewhere bool // running in another process
@@ -40,12 +40,13 @@ type Task struct {
 	rate      float64
 	resume    ResumeData // resume data made when the last run ended
 
-	saveMu   sync.Mutex    // serialises saves of rec, guards held, slot and seq
-	held     vfs.File      // the task file, while a run of this process holds its lock
-	slot     int           // with held: the record slot of the newest record
-	seq      uint64        // and its sequence number
-	priority atomic.Int64  // rec.Request.Priority, read by the session's gates
-	limiter  *rate.Limiter // rec.Request.RateLimit
+	saveMu     sync.Mutex    // serialises saves of rec, guards held, slot, seq and unrecorded
+	unrecorded bool          // no task file yet: the first save creates it (Options.LazyRecords)
+	held       vfs.File      // the task file, while this process holds its lock for a run
+	slot       int           // with held: the record slot of the newest record
+	seq        uint64        // and its sequence number
+	priority   atomic.Int64  // rec.Request.Priority, read by the session's gates
+	limiter    *rate.Limiter // rec.Request.RateLimit
 }
 
 func newTask(s *Session, rec taskRecord) *Task {
@@ -152,6 +153,12 @@ func (t *Task) Resume() error {
 		return errAlreadyRunning
 	}
 	t.mu.Unlock()
+	if !t.recorded() { // a lazy task with no record yet: nothing to read back
+		if t.State().Final() {
+			return ErrNotResumable
+		}
+		return t.start()
+	}
 	if t.s.lockedElsewhere(t.id) {
 		return fmt.Errorf("%w (task %s)", ErrLocked, t.id)
 	}
@@ -333,11 +340,22 @@ func (t *Task) saveRecord(next func() taskRecord, durable bool) error {
 	rec := next()
 	rec.Request.Priority = t.Priority()
 	rec.Request.RateLimit = t.RateLimit()
-	if t.held == nil {
+	switch {
+	case t.unrecorded:
+		f, err := t.s.createRecord(&rec)
+		if err != nil {
+			return err
+		}
+		if err := f.Lock(); err != nil { // a new file: nobody else has it
+			f.Close()
+			return lockError(err, t.s.taskPath(t.id))
+		}
+		t.held, t.slot, t.seq, t.unrecorded = f, 0, 1, false
+	case t.held == nil:
 		if err := t.s.writeRecord(&rec, durable); err != nil {
 			return err
 		}
-	} else {
+	default:
 		if err := writeRecordSlot(t.held, &rec, 1-t.slot, t.seq+1, durable); err != nil {
 			return &DiskError{Op: "save task record", Path: t.s.taskPath(t.id), Err: err}
 		}
@@ -349,16 +367,70 @@ func (t *Task) saveRecord(next func() taskRecord, durable bool) error {
 	return nil
 }
 
-// hold makes saves write through f, the task file a run has locked, until
-// hold(nil): no other process writes the record meanwhile, so the newest
-// slot is known without reading it back.
-func (t *Task) hold(f vfs.File) {
+// keepTaskFile makes f, the task file that Start just created and locked,
+// the file of the run it begins, with the record it wrote (slot 0,
+// sequence 1).
+func (t *Task) keepTaskFile(f vfs.File) {
 	t.saveMu.Lock()
 	defer t.saveMu.Unlock()
-	t.held = f
-	if f != nil {
-		_, t.slot, t.seq = readRecordSlots(f)
+	t.held, t.slot, t.seq = f, 0, 1
+}
+
+// lockTaskFile returns the task file, locked (D6), for a run: the one
+// Start kept, else the file opened and locked now; nil if the task has
+// none yet. Until releaseTaskFile, saves write through it: no other
+// process writes the record meanwhile, so the newest slot is known without
+// reading it back.
+func (t *Task) lockTaskFile() (vfs.File, error) {
+	t.saveMu.Lock()
+	defer t.saveMu.Unlock()
+	if t.held != nil || t.unrecorded {
+		return t.held, nil
 	}
+	path := t.s.taskPath(t.id)
+	f, err := t.s.fs.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, &DiskError{Op: "open task file", Path: path, Err: err}
+	}
+	if err := f.Lock(); err != nil {
+		f.Close()
+		return nil, lockError(err, path)
+	}
+	_, t.slot, t.seq = readRecordSlots(f)
+	t.held = f
+	return f, nil
+}
+
+// taskFile returns the task file the run holds, nil if it has none yet.
+func (t *Task) taskFile() vfs.File {
+	t.saveMu.Lock()
+	defer t.saveMu.Unlock()
+	return t.held
+}
+
+// recorded reports whether the task has a record in the state folder.
+func (t *Task) recorded() bool {
+	t.saveMu.Lock()
+	defer t.saveMu.Unlock()
+	return !t.unrecorded
+}
+
+// releaseTaskFile closes the task file of a run, which releases its lock.
+func (t *Task) releaseTaskFile() {
+	t.saveMu.Lock()
+	defer t.saveMu.Unlock()
+	if t.held != nil {
+		t.held.Close()
+		t.held = nil
+	}
+}
+
+// setRecord makes rec the task's record in memory only, until a save
+// writes it.
+func (t *Task) setRecord(rec taskRecord) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.rec = rec
 }
 
 // savedRecord returns the record as last saved.

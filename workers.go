@@ -456,12 +456,13 @@ func (d *download) overlapMatches(body io.Reader, off, n int64) (bool, error) {
 }
 
 // copySegment writes body to segment idx from pos, recording progress
-// after every write, until the segment's end (which a steal may move
-// closer) or the body's. respEnd is where the answer's range ends, or -1
-// when it runs to the end of the file.
+// every recordStep, until the segment's end (which a steal may move closer)
+// or the body's. respEnd is where the answer's range ends, or -1 when it
+// runs to the end of the file.
 func (d *download) copySegment(ctx context.Context, body io.Reader, idx int, pos, respEnd int64) error {
 	buf := bufPool.Get().(*[]byte)
 	defer bufPool.Put(buf)
+	var unrecorded int64 // written by this connection since it last recorded
 	for {
 		n, rerr := body.Read(*buf)
 		d.mu.Lock()
@@ -483,8 +484,16 @@ func (d *download) copySegment(ctx context.Context, body io.Reader, idx int, pos
 			if err != nil {
 				return err
 			}
-			if err := d.pf.WriteVolatile(snap); err != nil {
-				return diskError("write progress", d.s.taskPath(d.rec.ID), err)
+			// Once the file is complete, finalize records it next.
+			unrecorded += int64(n)
+			if unrecorded >= recordStep && (snap.Total < 0 || snap.Prefix() < snap.Total) {
+				if err := d.saveDeferred(); err != nil {
+					return err
+				}
+				if err := d.progressFile().WriteVolatile(snap); err != nil {
+					return diskError("write progress", d.s.taskPath(d.rec.ID), err)
+				}
+				unrecorded = 0
 			}
 			pos += int64(n)
 			written := snap.Written()

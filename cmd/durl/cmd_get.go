@@ -444,11 +444,12 @@ func parseChecksum(s string) (string, error) {
 // sessionOptions returns the session's options for these flags.
 func (o *getOptions) sessionOptions(stateDir string) (durl.Options, error) {
 	opts := durl.Options{
-		StateDir:  stateDir,
-		Recovery:  durl.ReportInterrupted,
-		MaxActive: o.jobs,
-		Retry:     durl.RetryPolicy{MaxAttempts: o.retries},
-		NoSync:    o.noSync,
+		StateDir:    stateDir,
+		Recovery:    durl.ReportInterrupted,
+		LazyRecords: true, // the command line is the list: a rerun starts what was never recorded
+		MaxActive:   o.jobs,
+		Retry:       durl.RetryPolicy{MaxAttempts: o.retries},
+		NoSync:      o.noSync,
 	}
 	if o.limitRate != "" {
 		rate, err := parseByteSize(o.limitRate)

@@ -77,3 +77,29 @@ func ReadFile(fsys FS, name string) ([]byte, error) {
 	}
 	return buf[:n], err
 }
+
+// MkdirAllDurable creates a folder and its missing parents, like MkdirAll,
+// and makes each new folder's entry durable by syncing the folder that
+// holds it: a power loss then cannot take a folder that records count on.
+func MkdirAllDurable(fsys FS, dir string, perm os.FileMode) error {
+	dir = filepath.Clean(dir)
+	existing := dir
+	for {
+		if _, err := fsys.Stat(existing); err == nil || filepath.Dir(existing) == existing {
+			break
+		}
+		existing = filepath.Dir(existing)
+	}
+	if existing == dir {
+		return nil
+	}
+	if err := fsys.MkdirAll(dir, perm); err != nil {
+		return err
+	}
+	for d := dir; d != existing; d = filepath.Dir(d) {
+		if err := fsys.SyncDir(filepath.Dir(d)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
