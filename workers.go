@@ -78,35 +78,33 @@ func (d *download) round(ctx context.Context) error {
 		wg      sync.WaitGroup
 		mu      sync.Mutex
 		first   error
-		started int
+		started = 1 // the connection this goroutine runs
 	)
+	work := func() {
+		if err := d.worker(rctx); err != nil {
+			mu.Lock()
+			if first == nil {
+				first = err
+				cancel(err)
+			}
+			mu.Unlock()
+		}
+	}
 	start := func(n int) {
 		mu.Lock()
 		defer mu.Unlock()
 		for ; n > 0 && started < d.conns; n-- {
 			started++
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := d.worker(rctx); err != nil {
-					mu.Lock()
-					if first == nil {
-						first = err
-						cancel(err)
-					}
-					mu.Unlock()
-				}
-			}()
+			wg.Go(work)
 		}
 	}
 	d.spawn = start // the first answer may show the file can be split
 	cp := startCheckpointer(d)
 	d.cp = cp
 	if d.multi() {
-		start(d.conns)
-	} else {
-		start(1)
+		start(d.conns - 1)
 	}
+	work()
 	wg.Wait()
 	// A complete file needs no last checkpoint: finalize syncs it next.
 	cerr := cp.stop(!d.complete())
