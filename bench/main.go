@@ -110,7 +110,15 @@ func run() int {
 	seed := flag.Uint64("seed", 1, "seed of the file contents and of the kill moments")
 	durlPath := flag.String("durl", "", "use this durl binary instead of building ./cmd/durl")
 	requireDurl := flag.Bool("require-durl", false, "fail when durl cannot be built (default: its rows say \"durl not built\")")
+	floor := flag.Bool(floorFlag, false, "internal: copy the files of folder ARG1 into folder ARG2 durably (scenario 6's floor)")
 	flag.Parse()
+	if *floor {
+		if err := durableCopies(flag.Arg(0), flag.Arg(1)); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 1
+		}
+		return 0
+	}
 
 	cfg := fullConfig()
 	if *quick {
