@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/durl-dev/durl"
+	"github.com/durl-dev/durl/internal/httpx"
 	"github.com/spf13/cobra"
 )
 
@@ -390,35 +391,13 @@ func parseHeaders(values []string) (http.Header, error) {
 	}
 	h := make(http.Header)
 	for _, v := range values {
-		name, value, ok := strings.Cut(v, ":")
-		name = strings.TrimSpace(name)
-		if !ok || !validHeaderName(name) {
-			return nil, usageErrorf("-H %q: want 'Name: value'", v)
-		}
-		value = strings.TrimSpace(value)
-		if strings.ContainsAny(value, "\r\n\x00") {
-			return nil, usageErrorf("-H %q: the value holds a line break", name)
+		name, value, err := httpx.ParseHeaderLine(v)
+		if err != nil {
+			return nil, usageErrorf("-H %q: %v", v, err)
 		}
 		h.Add(name, value)
 	}
 	return h, nil
-}
-
-// validHeaderName reports whether s is an HTTP token (RFC 9110 §5.6.2).
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // checksumLengths are the hex lengths of the digests --checksum accepts.

@@ -8,31 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/durl-dev/durl/api"
 )
-
-// serveOutput is a buffer that durl serve, running on another goroutine,
-// writes to while the test reads it.
-type serveOutput struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (o *serveOutput) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.Write(p)
-}
-
-func (o *serveOutput) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.String()
-}
 
 // serveDirs returns a state folder short enough for a Unix socket, and a
 // download folder beside it.
@@ -47,12 +27,12 @@ func serveDirs(t *testing.T) (state, downloads string) {
 
 // startServe runs durl serve with args in this process until the returned
 // function is called, which returns its exit code.
-func startServe(t *testing.T, state string, args ...string) (stop func() int, stderr *serveOutput) {
+func startServe(t *testing.T, state string, args ...string) (stop func() int, stderr *syncBuffer) {
 	t.Helper()
-	stderr = &serveOutput{}
+	stderr = &syncBuffer{}
 	e := &env{
 		stdin:  strings.NewReader(""),
-		stdout: &serveOutput{},
+		stdout: &syncBuffer{},
 		stderr: stderr,
 		getenv: func(string) string { return "" },
 		getwd:  func() (string, error) { return state, nil },
@@ -73,7 +53,7 @@ func startServe(t *testing.T, state string, args ...string) (stop func() int, st
 }
 
 // waitListening waits until durl serve printed that it listens.
-func waitListening(t *testing.T, stderr *serveOutput) {
+func waitListening(t *testing.T, stderr *syncBuffer) {
 	t.Helper()
 	for i := 0; !strings.Contains(stderr.String(), "listening on"); i++ {
 		if i > 1000 {

@@ -17,7 +17,7 @@ import (
 	"github.com/durl-dev/durl/client"
 )
 
-// startServe starts durl serve and waits until it answers.
+// startServeProc starts durl serve and waits until it answers.
 func startServeProc(t *testing.T, state, downloads string) *durlProc {
 	t.Helper()
 	p := startDurl(t, "", "", "--state", state, "serve", "-d", downloads)

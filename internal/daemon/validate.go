@@ -153,36 +153,16 @@ func parseHeaders(values []string) (http.Header, error) {
 	}
 	h := make(http.Header)
 	for _, v := range values {
-		name, value, ok := strings.Cut(v, ":")
-		name = strings.TrimSpace(name)
+		name, value, err := httpx.ParseHeaderLine(v)
 		switch {
-		case !ok || !validHeaderName(name):
-			return nil, fmt.Errorf("%q: want 'Name: value'", v)
-		case strings.ContainsAny(value, "\r\n\x00"):
-			return nil, fmt.Errorf("%q: the value holds a line break", name)
+		case err != nil:
+			return nil, fmt.Errorf("%q: %w", v, err)
 		case reservedHeaders[http.CanonicalHeaderKey(name)]:
 			return nil, fmt.Errorf("the %s header is durl's to set", name)
 		}
-		h.Add(name, strings.TrimSpace(value))
+		h.Add(name, value)
 	}
 	return h, nil
-}
-
-// validHeaderName reports whether s is an HTTP token (RFC 9110 §5.6.2).
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // validID reports whether id looks like a task ID: lower-case hex, of a
