@@ -278,6 +278,61 @@ func cutSuffix(s, suffix string) (string, bool) {
 	return s, false
 }
 
+// D7: by default, a session opened after a crash resumes every task that was
+// in flight, from where its record says, and says so.
+func TestRecoveryResumesInFlight(t *testing.T) {
+	const size = 2 * mib
+	srv := durltest.NewServer(durltest.WithContent(11, size), durltest.WithRate(8*mib))
+	defer srv.Close()
+	mem := memfs.New()
+	s, err := open(context.Background(), crashOptions(srv), mem, bootA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, err := s.Start(Request{URL: srv.FileURL(), Dest: crashDest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitWritten(t, task, 600*kib)
+	mem.CrashAfter(0) // the process dies here
+	wait(t, task)
+	s.Close()
+
+	opts := crashOptions(srv)
+	log := &eventLog{}
+	opts.OnEvent = log.add
+	requestsBefore := len(srv.Requests())
+	after := mem.Crash(memfs.ProcessKill)
+	s2, err := open(context.Background(), opts, after, bootA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	resumed, ok := s2.Task(task.ID())
+	if !ok {
+		t.Fatal("the task in flight was not found")
+	}
+	if err := wait(t, resumed); err != nil {
+		t.Fatal(err)
+	}
+	var recovered []Event
+	for _, e := range log.snapshot() {
+		if e.Kind == EventRecovered {
+			recovered = append(recovered, e)
+		}
+	}
+	if len(recovered) != 1 || recovered[0].TaskID != task.ID() || !recovered[0].State.Active() {
+		t.Errorf("recovered events %+v, want one for the task, queued or running", recovered)
+	}
+	if again := bodyBytesSince(srv, requestsBefore); again > size-600*kib+256*kib {
+		t.Errorf("the resumed run downloaded %d bytes, expected about %d", again, size-600*kib)
+	}
+	got, _ := after.ReadFile(crashDest)
+	if !bytes.Equal(got, durltest.Content(11, size)) {
+		t.Fatalf("the resumed download ended with a wrong file (%d bytes)", len(got))
+	}
+}
+
 // D7: a session opened after a crash reports every task that was in flight
 // as interrupted, with resume data that continues it.
 func TestRecoveryReportsInterrupted(t *testing.T) {

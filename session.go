@@ -185,7 +185,7 @@ func (s *Session) recover(ctx context.Context) error {
 				t.state = Interrupted
 				s.interrupted = append(s.interrupted, t)
 			} else {
-				t.state = Paused // until run starts it
+				t.state = Queued // started below
 			}
 		}
 		s.add(t)
