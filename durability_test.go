@@ -126,6 +126,23 @@ func TestDiskFullAndIOErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A file system that cannot reserve space (no fallocate): durl looks
+	// at its free space instead, still before the first byte.
+	noFallocate := errfs.Wrap(errfs.WithQuota(memfs.New(), 1*mib),
+		errfs.FailOn(errfs.OpAllocate, PartialSuffix, errors.ErrUnsupported, 0))
+	s3, err := open(context.Background(), crashOptions(srv), noFallocate, bootA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s3.Close()
+	task, _ = s3.Start(Request{URL: srv.FileURL(), Dest: crashDest})
+	if err := wait(t, task); !errors.As(err, &de) || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("without fallocate: err = %v, want a DiskError for ENOSPC", err)
+	}
+	if task.Progress().Written != 0 {
+		t.Errorf("without fallocate: %d bytes written before the full disk was found", task.Progress().Written)
+	}
+
 	// An EIO on the first sync of the partial file, then a repaired disk.
 	faulty := errfs.Wrap(memfs.New(), errfs.FailOn(errfs.OpSync, PartialSuffix, syscall.EIO, 0))
 	s2, err := open(context.Background(), crashOptions(srv), faulty, bootA)

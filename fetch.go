@@ -392,8 +392,8 @@ func (d *download) reset(total int64, etag, lastMod, reprDigest string, ranges b
 		}
 	}
 	if total >= preallocateMin {
-		if err := d.part.Allocate(total); err != nil && !errors.Is(err, errors.ErrUnsupported) {
-			return diskError("reserve space for", d.part.Name(), err)
+		if err := d.reserve(total); err != nil {
+			return err
 		}
 	}
 	segs := []progress.Segment{{Start: 0, End: total}}
@@ -417,6 +417,23 @@ func (d *download) reset(total int64, etag, lastMod, reprDigest string, ranges b
 	d.setWritten()
 	// No progress record yet: the record's new generation already disowns
 	// the older ones, and nothing is claimed.
+	return nil
+}
+
+// reserve makes room for the whole file before the transfer (D9): the file
+// system reserves it where it can (fallocate), else durl checks that it
+// has that much free. The partial file is empty.
+func (d *download) reserve(total int64) error {
+	err := d.part.Allocate(total)
+	if errors.Is(err, errors.ErrUnsupported) {
+		err = nil
+		if free, ferr := d.s.fs.Available(filepath.Dir(d.part.Name())); ferr == nil && free < total {
+			err = fmt.Errorf("%d bytes needed, %d free: %w", total, free, syscall.ENOSPC)
+		}
+	}
+	if err != nil {
+		return diskError("reserve space for", d.part.Name(), err)
+	}
 	return nil
 }
 

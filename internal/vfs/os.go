@@ -66,6 +66,14 @@ func (osFS) SyncDir(name string) error {
 	return err
 }
 
+func (osFS) Available(dir string) (int64, error) {
+	var st unix.Statfs_t
+	if err := ignoreEINTR(func() error { return unix.Statfs(dir, &st) }); err != nil {
+		return 0, &os.PathError{Op: "statfs", Path: dir, Err: err}
+	}
+	return int64(st.Bavail) * st.Bsize, nil
+}
+
 type osFile struct{ *os.File }
 
 func (f osFile) Sync() error {

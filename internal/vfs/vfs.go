@@ -32,6 +32,10 @@ type FS interface {
 	// SyncDir makes the folder's entries (creations, renames, removals)
 	// durable, like fsync on the folder.
 	SyncDir(name string) error
+	// Available returns how many bytes an unprivileged writer may still
+	// write to the file system that holds the folder dir, like statfs's
+	// f_bavail, or errors.ErrUnsupported where that is unknown.
+	Available(dir string) (int64, error)
 }
 
 // File is an open file. A File is safe for concurrent ReadAt and WriteAt at

@@ -189,6 +189,14 @@ func (f *FS) Stat(name string) (os.FileInfo, error) {
 	return f.inner.Stat(name)
 }
 
+// Available is the inner FS's, behind an OpStat injection.
+func (f *FS) Available(dir string) (int64, error) {
+	if err := f.inject(OpStat, dir); err != nil {
+		return 0, err
+	}
+	return f.inner.Available(dir)
+}
+
 func (f *FS) ReadDir(name string) ([]string, error) {
 	if err := f.inject(OpReadDir, name); err != nil {
 		return nil, err

@@ -151,6 +151,18 @@ func (q *QuotaFS) Stat(name string) (os.FileInfo, error) { return q.inner.Stat(n
 func (q *QuotaFS) ReadDir(name string) ([]string, error) { return q.inner.ReadDir(name) }
 func (q *QuotaFS) SyncDir(name string) error             { return q.inner.SyncDir(name) }
 
+// Available is what the quota leaves, or the inner FS's room if that is
+// less.
+func (q *QuotaFS) Available(dir string) (int64, error) {
+	q.mu.Lock()
+	left := max(q.quota-q.used, 0)
+	q.mu.Unlock()
+	if inner, err := q.inner.Available(dir); err == nil {
+		left = min(left, inner)
+	}
+	return left, nil
+}
+
 // quotaFile is a File of a QuotaFS. It tracks the file offset itself, which
 // only Read and Write move, to know where Write writes.
 type quotaFile struct {

@@ -443,6 +443,17 @@ func (fsys *FS) MkdirAll(name string, perm os.FileMode) error {
 	return nil
 }
 
+// Available reports errors.ErrUnsupported: an FS holds as much as memory
+// does (errfs.WithQuota models a full disk).
+func (fsys *FS) Available(dir string) (int64, error) {
+	fsys.mu.Lock()
+	defer fsys.mu.Unlock()
+	if err := fsys.check("statfs", dir); err != nil {
+		return 0, err
+	}
+	return 0, errors.ErrUnsupported
+}
+
 // Stat describes name like os.Stat.
 func (fsys *FS) Stat(name string) (os.FileInfo, error) {
 	fsys.mu.Lock()
