@@ -40,9 +40,19 @@ func TestOneWriterPerDownload(t *testing.T) {
 	if !errors.Is(err, ErrLocked) {
 		t.Errorf("other state folder: err = %v, want ErrLocked", err)
 	}
+	// The same session, another URL to the same file: refused at once.
+	if _, err := s1.Start(Request{URL: srv.FileURL() + "?other", Dest: dest}); !errors.Is(err, ErrLocked) {
+		t.Errorf("same session, another URL: err = %v, want ErrLocked", err)
+	}
 	if _, err := task.Pause(); err != nil {
 		t.Fatal(err)
 	}
+	// Once the first is paused, the file is free for another download.
+	again, err := s1.Start(Request{URL: srv.FileURL() + "?other", Dest: dest})
+	if err != nil {
+		t.Fatalf("after the pause: %v", err)
+	}
+	again.Pause()
 }
 
 // D8: resume data that is tampered with, truncated, from another session

@@ -50,6 +50,7 @@ type Session struct {
 	mu          sync.Mutex
 	tasks       map[string]*Task
 	byTarget    map[string]*Task // the latest task of each URL and destination
+	byDest      map[string]*Task // the latest task of each destination file (not folder)
 	order       []*Task
 	interrupted []*Task
 	closed      bool
@@ -85,6 +86,7 @@ func open(ctx context.Context, opts Options, fsys vfs.FS, bootID [16]byte) (*Ses
 		bootID:   bootID,
 		tasks:    map[string]*Task{},
 		byTarget: map[string]*Task{},
+		byDest:   map[string]*Task{},
 		client:   httpClient(opts),
 	}
 	s.limits = Limits{MaxActive: opts.MaxActive, MaxConnsPerHost: opts.MaxConnsPerHost, RateLimit: opts.RateLimit}
@@ -260,9 +262,14 @@ func (s *Session) create(req Request, start bool) (*Task, error) {
 		return nil, ErrSessionClosed
 	}
 	existing := s.byTarget[targetKey(req)]
+	other := s.byDest[req.Dest]
 	s.mu.Unlock()
 	if existing != nil && !existing.continues(req) {
 		existing = nil
+	}
+	if !req.DestIsDir && other != nil && other != existing && other.State().Active() {
+		return nil, fmt.Errorf("%w: task %s of this session is downloading %s to %s", ErrLocked,
+			other.id, other.Request().URL, req.Dest)
 	}
 	if existing != nil && !start {
 		return existing, nil
@@ -484,6 +491,9 @@ func (s *Session) add(t *Task) {
 	s.tasks[t.id] = t
 	s.order = append(s.order, t)
 	s.byTarget[targetKey(t.rec.Request.request())] = t
+	if !t.rec.Request.DestIsDir {
+		s.byDest[t.rec.Request.Dest] = t
+	}
 }
 
 // targetKey identifies what a request downloads, for Start to find an
@@ -498,6 +508,9 @@ func (s *Session) forget(t *Task) {
 	delete(s.tasks, t.id)
 	if key := targetKey(t.rec.Request.request()); s.byTarget[key] == t {
 		delete(s.byTarget, key)
+	}
+	if s.byDest[t.rec.Request.Dest] == t {
+		delete(s.byDest, t.rec.Request.Dest)
 	}
 	for i, o := range s.order {
 		if o == t {

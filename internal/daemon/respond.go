@@ -96,7 +96,7 @@ func startError(url string, err error) *apiError {
 	case errors.Is(err, durl.ErrOutsideAllowedDirs):
 		return errorf(http.StatusForbidden, api.CodeForbidden, "%s: %s; choose a destination inside the daemon's download folders", url, message(err))
 	case errors.Is(err, durl.ErrLocked):
-		return errorf(http.StatusConflict, api.CodeConflict, "%s: another durl process is downloading it; stop that one first", url)
+		return errorf(http.StatusConflict, api.CodeConflict, "%s: %s; stop that download first", url, message(err))
 	case errors.As(err, &disk):
 		return errorf(http.StatusInternalServerError, api.CodeInternal, "%s: %s; free some space or fix the folder, then try again", url, message(err))
 	}
