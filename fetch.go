@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -111,6 +112,7 @@ func (t *Task) run(ctx context.Context) (err error) {
 	defer s.active.release()
 	t.mu.Lock()
 	d := &download{t: t, s: s, rec: t.rec, conns: connections(t.rec)}
+	d.rec.Mirrors = slices.Clone(t.rec.Mirrors) // the run changes its own copy
 	t.mu.Unlock()
 	defer d.close()
 	if _, err := t.lockTaskFile(); err != nil {
@@ -375,7 +377,7 @@ func (d *download) reset(total int64, etag, lastMod, reprDigest string, ranges b
 	// file needs no write of its own.
 	first := d.rec.Generation == 1
 	d.deferred = first
-	rec := d.rec
+	rec := d.recordLocked()
 	d.mu.Unlock()
 	if first {
 		d.t.setRecord(rec)
@@ -453,8 +455,16 @@ func (d *download) saveAs(durable bool) error {
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		d.deferred = false
-		return d.rec
+		return d.recordLocked()
 	}, durable)
+}
+
+// recordLocked returns a copy of the working record that shares nothing
+// the connections change (the mirrors' states). d.mu is held.
+func (d *download) recordLocked() taskRecord {
+	rec := d.rec
+	rec.Mirrors = slices.Clone(d.rec.Mirrors)
+	return rec
 }
 
 // progressFile returns the progress record in the task file, which must
@@ -561,7 +571,7 @@ func (d *download) moveIntoPlace() error {
 	d.mu.Lock()
 	d.rec.State = recCompleted
 	d.rec.Error, d.rec.ErrorKind = "", ""
-	rec := d.rec
+	rec := d.recordLocked()
 	d.mu.Unlock()
 	if !d.t.recorded() {
 		d.t.setRecord(rec)
