@@ -322,7 +322,8 @@ func (b *bench) scenarioKillResume() section {
 		moments = append(moments, fmt.Sprintf("%.0f%%", x*100))
 	}
 	sec.intro = fmt.Sprintf("One %s file from the throttled location (%s per connection). Each tool is SIGKILLed when its "+
-		"file (the destination, `<dest>*` beside it, or its state folder; whichever is largest) passes %s of the size, "+
+		"file (the destination, `<dest>*` beside it, or its state folder; whichever holds most data, counting neither "+
+		"holes nor space reserved but unwritten) passes %s of the size, "+
 		"and rerun with the same command after each kill. \"Sent twice\" is what nginx's access log says it sent "+
 		"(sum of $body_bytes_sent) minus the file size. One run per tool; the tools run at the same time, each on its "+
 		"own throttled connection.", sizeStr(size), b.cfg.rate, strings.Join(moments, ", "))

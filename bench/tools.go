@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // toolSet is where the tools are and what they are.
@@ -309,8 +311,8 @@ func childEnv() []string {
 
 // progress is how far a download has got: the largest of dest, files
 // named dest* beside it (partial files: .durl, .aria2, ...) and files in
-// the tool's state folder, each counted as min(size, allocated bytes) so
-// that a sparse file does not count its holes.
+// the tool's state folder, each counted as min(size, bytes of data) so
+// that neither holes nor preallocated space count.
 func progress(dest, stateDir string) int64 {
 	var best int64
 	consider := func(path string) {
@@ -318,8 +320,7 @@ func progress(dest, stateDir string) int64 {
 		if syscall.Stat(path, &st) != nil || st.Mode&syscall.S_IFMT != syscall.S_IFREG {
 			return
 		}
-		n := min(st.Size, st.Blocks*512)
-		best = max(best, n)
+		best = max(best, min(st.Size, dataBytes(path)))
 	}
 	matches, _ := filepath.Glob(globEscape(dest) + "*")
 	for _, m := range matches {
@@ -334,6 +335,31 @@ func progress(dest, stateDir string) int64 {
 		})
 	}
 	return best
+}
+
+// dataBytes counts the bytes of path that hold data, skipping holes and
+// space reserved but never written (SEEK_DATA, SEEK_HOLE): a file
+// preallocated whole, or written by several connections at once, counts
+// only what was written.
+func dataBytes(path string) int64 {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	var n, off int64
+	for {
+		start, err := unix.Seek(int(f.Fd()), off, unix.SEEK_DATA)
+		if err != nil {
+			return n // ENXIO: no data past off
+		}
+		end, err := unix.Seek(int(f.Fd()), start, unix.SEEK_HOLE)
+		if err != nil {
+			return n
+		}
+		n += end - start
+		off = end
+	}
 }
 
 func globEscape(s string) string {
