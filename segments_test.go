@@ -2,12 +2,15 @@ package durl
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/durl-dev/durl/durltest"
+	"github.com/durl-dev/durl/internal/progress"
+	"github.com/durl-dev/durl/internal/vfs"
 )
 
 // Several connections fetch bounded, conditional ranges of one
@@ -120,4 +123,60 @@ func TestSegmentedCrash(t *testing.T) {
 	srv := durltest.NewServer(durltest.WithContent(11, size))
 	defer srv.Close()
 	crashSweep(t, srv, sweep{opts: crashOptions(srv), size: size, conns: conns, step: 5})
+}
+
+// A download split in two by the automatic default, its first part done,
+// is continued by one connection (the size known now is below the
+// automatic split); the remote has shrunk meanwhile: the 200 answer to the
+// second part's range starts a one-part plan, which that connection must
+// take from its start.
+func TestRestartFromALaterPart(t *testing.T) {
+	const size, half = 9 * mib, 9 * mib / 2
+	srv := durltest.NewServer(durltest.WithContent(31, size))
+	defer srv.Close()
+	head, err := srv.Client().Head(srv.FileURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	head.Body.Close()
+	s, log, dir := testSession(t, srv, Options{})
+	dest := filepath.Join(dir, "f")
+	task, err := s.Add(Request{URL: srv.FileURL(), Dest: dest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What an interrupted first run left: both parts planned, the first
+	// one written, 1 MiB of the second.
+	rec := task.savedRecord()
+	rec.Generation, rec.Total, rec.Path = 1, size, dest
+	rec.ETag, rec.AcceptRanges = head.Header.Get("ETag"), true
+	if err := s.writeRecord(&rec, true); err != nil {
+		t.Fatal(err)
+	}
+	content := durltest.Content(31, size)
+	if err := os.WriteFile(dest+PartialSuffix, content[:half+mib], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := vfs.OS.OpenFile(s.taskPath(task.ID()), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = progress.New(f, progressBase, s.bootID).WriteDurable(progress.Record{Generation: 1, Total: size,
+		Segments: []progress.Segment{{Start: 0, End: half, Written: half}, {Start: half, End: size, Written: mib}}})
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	task.setRecord(rec)
+	srv.Replace(32, size/4)
+	if err := task.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(t, task); err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, dest, 32, size/4)
+	if log.count(EventRestarted) != 1 {
+		t.Errorf("%d restarts reported, want 1", log.count(EventRestarted))
+	}
 }

@@ -346,11 +346,18 @@ func (t *Task) saveRecord(next func() taskRecord, durable bool) error {
 		if err != nil {
 			return err
 		}
-		if err := f.Lock(); err != nil { // a new file: nobody else has it
+		t.unrecorded = false
+		if !t.State().Active() {
+			f.Close()
+			break
+		}
+		// A run holds the file it created (a new file: only a failing
+		// disk refuses the lock).
+		if err := f.Lock(); err != nil {
 			f.Close()
 			return lockError(err, t.s.taskPath(t.id))
 		}
-		t.held, t.slot, t.seq, t.unrecorded = f, 0, 1, false
+		t.held, t.slot, t.seq = f, 0, 1
 	case t.held == nil:
 		if err := t.s.writeRecord(&rec, durable); err != nil {
 			return err

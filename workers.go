@@ -130,7 +130,7 @@ func (d *download) worker(ctx context.Context) error {
 			return nil
 		}
 		before := d.written()
-		err := d.attempt(ctx, idx)
+		err := d.attempt(ctx, &idx) // a new plan may move it to another part
 		d.release(idx)
 		if err == nil {
 			continue
@@ -197,8 +197,11 @@ func (d *download) release(idx int) {
 	d.owned[idx] = false
 }
 
-// attempt makes one request for segment idx and copies its body.
-func (d *download) attempt(ctx context.Context, idx int) error {
+// attempt makes one request for segment *part and copies its body. When
+// the answer starts a new plan (see adopt), the connection takes the new
+// plan's first part and sets *part to it.
+func (d *download) attempt(ctx context.Context, part *int) error {
+	idx := *part
 	actx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stall := time.AfterFunc(d.s.opts.StallTimeout, func() { cancel(errStalled) })
@@ -292,7 +295,8 @@ func (d *download) attempt(ctx context.Context, idx int) error {
 		if err := d.adopt(resp, reason, resp.ContentLength); err != nil {
 			return err
 		}
-		return d.copySegment(actx, body, d.keep(idx), 0, -1)
+		*part = d.keepFirst()
+		return d.copySegment(actx, body, *part, 0, -1)
 
 	case http.StatusPartialContent:
 		if probe {
@@ -303,7 +307,8 @@ func (d *download) attempt(ctx context.Context, idx int) error {
 			if err := d.adopt(resp, "", cr.Complete); err != nil {
 				return err
 			}
-			return d.copySegment(actx, body, d.keep(idx), 0, cr.Last+1)
+			*part = d.keepFirst()
+			return d.copySegment(actx, body, *part, 0, cr.Last+1)
 		}
 		if !ranged {
 			return &retryableError{err: errors.New("durl: the server sent part of the file when the whole was asked for")}
@@ -371,15 +376,16 @@ func (d *download) attempt(ctx context.Context, idx int) error {
 	return serr
 }
 
-// keep marks segment idx as still this connection's after adopt made a new
-// plan. If the file can be split, the other connections start once the
+// keepFirst gives the connection whose answer made a new plan (adopt) the
+// plan's first part, where that answer's body starts, and returns its
+// index. If the file can be split, the other connections start once the
 // first bytes are on disk, so mirrors can be checked against them.
-func (d *download) keep(idx int) int {
+func (d *download) keepFirst() int {
 	d.mu.Lock()
-	d.owned[idx] = true
+	d.owned[0] = true
 	d.spawnLater = d.multi()
 	d.mu.Unlock()
-	return idx
+	return 0
 }
 
 // newRequest makes a GET of target with the task's headers, asking for the
