@@ -278,12 +278,10 @@ func cutSuffix(s, suffix string) (string, bool) {
 	return s, false
 }
 
-// D7: by default, a session opened after a crash resumes every task that was
-// in flight, from where its record says, and says so.
-func TestRecoveryResumesInFlight(t *testing.T) {
-	const size = 2 * mib
-	srv := durltest.NewServer(durltest.WithContent(11, size), durltest.WithRate(8*mib))
-	defer srv.Close()
+// killMidDownload starts a download of srv's file on a new memfs and kills
+// the process (memfs.CrashAfter) once 600 KiB are written.
+func killMidDownload(t *testing.T, srv *durltest.Server) (*memfs.FS, *Task) {
+	t.Helper()
 	mem := memfs.New()
 	s, err := open(context.Background(), crashOptions(srv), mem, bootA)
 	if err != nil {
@@ -297,6 +295,16 @@ func TestRecoveryResumesInFlight(t *testing.T) {
 	mem.CrashAfter(0) // the process dies here
 	wait(t, task)
 	s.Close()
+	return mem, task
+}
+
+// D7: by default, a session opened after a crash resumes every task that was
+// in flight, from where its record says, and says so.
+func TestRecoveryResumesInFlight(t *testing.T) {
+	const size = 2 * mib
+	srv := durltest.NewServer(durltest.WithContent(11, size), durltest.WithRate(8*mib))
+	defer srv.Close()
+	mem, task := killMidDownload(t, srv)
 
 	opts := crashOptions(srv)
 	log := &eventLog{}
@@ -339,19 +347,7 @@ func TestRecoveryReportsInterrupted(t *testing.T) {
 	const size = 2 * mib
 	srv := durltest.NewServer(durltest.WithContent(11, size), durltest.WithRate(8*mib))
 	defer srv.Close()
-	mem := memfs.New()
-	s, err := open(context.Background(), crashOptions(srv), mem, bootA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	task, err := s.Start(Request{URL: srv.FileURL(), Dest: crashDest})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitWritten(t, task, 600*kib)
-	mem.CrashAfter(0) // the process dies here
-	wait(t, task)
-	s.Close()
+	mem, task := killMidDownload(t, srv)
 
 	opts := crashOptions(srv)
 	opts.Recovery = ReportInterrupted
