@@ -262,14 +262,9 @@ func (s *Session) create(req Request, start bool) (*Task, error) {
 		return nil, ErrSessionClosed
 	}
 	existing := s.byTarget[targetKey(req)]
-	other := s.byDest[req.Dest]
 	s.mu.Unlock()
 	if existing != nil && !existing.continues(req) {
 		existing = nil
-	}
-	if !req.DestIsDir && other != nil && other != existing && other.State().Active() {
-		return nil, fmt.Errorf("%w: task %s of this session is downloading %s to %s", ErrLocked,
-			other.id, other.Request().URL, req.Dest)
 	}
 	if existing != nil && !start {
 		return existing, nil
@@ -301,10 +296,17 @@ func (s *Session) create(req Request, start bool) (*Task, error) {
 	}
 	t := newTask(s, rec)
 	t.state = Paused
+	if start {
+		t.state = Queued
+	}
+	if err := s.claimDest(t); err != nil {
+		return nil, err
+	}
 	var f vfs.File
 	if start && s.opts.LazyRecords {
 		t.unrecorded = true
 	} else if f, err = s.createRecord(&rec); err != nil {
+		s.forget(t)
 		return nil, err
 	}
 	switch {
@@ -317,9 +319,6 @@ func (s *Session) create(req Request, start bool) (*Task, error) {
 	default:
 		f.Close()
 	}
-	if start {
-		t.state = Queued
-	}
 	s.mu.Lock()
 	s.add(t)
 	s.mu.Unlock()
@@ -331,6 +330,25 @@ func (s *Session) create(req Request, start bool) (*Task, error) {
 		}
 	}
 	return t, nil
+}
+
+// claimDest makes a new task the latest of its destination file, unless
+// another task is queued or running to it: two downloads at once to one
+// file are refused at once (D6), not left to fail on the partial file's
+// lock. A download into a folder learns its file name later.
+func (s *Session) claimDest(t *Task) error {
+	req := t.rec.Request
+	if req.DestIsDir {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if other := s.byDest[req.Dest]; other != nil && other.State().Active() {
+		return fmt.Errorf("%w: task %s of this session is downloading %s to %s", ErrLocked,
+			other.id, other.Request().URL, req.Dest)
+	}
+	s.byDest[req.Dest] = t
+	return nil
 }
 
 // checkRequest validates req and makes its destination absolute.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -360,6 +361,36 @@ func TestRoutesMatchOpenAPI(t *testing.T) {
 			if documented != routed {
 				t.Errorf("%s %s: %d %s; documented %v", method, url, status, body, documented)
 			}
+		}
+	}
+}
+
+// A request whose downloads cannot all be started adds none: the ones it
+// created are removed again, and the event log says so.
+func TestAddAllOrNothing(t *testing.T) {
+	state, dl := testDirs(t)
+	src := slowSource(t)
+	d := startDaemon(t, state, dl)
+	events := d.events(0)
+	defer events.close()
+	out := filepath.Join(dl, "same.bin")
+	// Two downloads at once into one file: the second is refused.
+	e := d.wantError("POST", api.PathTasks, api.AddRequest{Downloads: []api.Download{
+		{URL: src.URL + "/a.bin", Output: out}, {URL: src.URL + "/b.bin", Output: out}}},
+		http.StatusConflict, api.CodeConflict)
+	if !strings.Contains(e.Message, "same.bin") {
+		t.Errorf("message %q does not name the file", e.Message)
+	}
+	if n := d.count(); n != 0 {
+		t.Fatalf("%d tasks after a refused request, want 0", n)
+	}
+	added := map[string]bool{}
+	for _, ev := range events.until(func(ev api.Event) bool { return ev.Kind == api.EventRemoved }) {
+		if ev.Kind == api.EventAdded {
+			added[ev.TaskID] = true
+		}
+		if ev.Kind == api.EventRemoved && !added[ev.TaskID] {
+			t.Errorf("removed event for %s, which was never added", ev.TaskID)
 		}
 	}
 }

@@ -85,9 +85,13 @@ func (s *Server) startAll(reqs []durl.Request, downloads []api.Download) ([]*dur
 		if err == nil {
 			continue
 		}
+		// Undo the tasks this request created (their "added" events are
+		// in the log: say they are gone).
 		for _, t := range tasks {
-			if t != nil && !t.Created().Before(begin) {
-				t.Remove(true)
+			if t != nil && !t.Created().Before(begin) && t.Remove(true) == nil {
+				at := taskJSON(t)
+				s.log.Append(api.Event{Kind: api.EventRemoved, TaskID: at.ID, URL: at.URL, Path: at.Path,
+					State: at.State, Reason: "removed: another download of the same request could not be added"})
 			}
 		}
 		return nil, startError(reqs[i].URL, err)
