@@ -71,7 +71,8 @@ func (e *retryableError) Error() string { return e.err.Error() }
 func (e *retryableError) Unwrap() error { return e.err }
 
 // download is the state of one run of a task. Its connections (workers)
-// share it: mu guards what they change.
+// share it: mu guards what they change. Locks are taken in this order:
+// Task.saveMu, download.mu, Task.mu.
 type download struct {
 	t    *Task
 	s    *Session
@@ -470,10 +471,11 @@ func (d *download) recordLocked() taskRecord {
 // progressFile returns the progress record in the task file, which must
 // exist (saveDeferred makes sure of it).
 func (d *download) progressFile() *progress.File {
+	f := d.t.taskFile() // before d.mu: a save holds saveMu and takes d.mu
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.pf == nil {
-		d.pf = progress.New(d.t.taskFile(), progressBase, d.s.bootID)
+		d.pf = progress.New(f, progressBase, d.s.bootID)
 	}
 	return d.pf
 }
