@@ -67,6 +67,9 @@ func (d *dispatcher) close() {
 }
 
 func (s *Session) emit(t *Task, kind EventKind, reason string, err error) {
+	if s.opts.OnEvent == nil {
+		return // nobody listens
+	}
 	t.mu.Lock()
 	e := Event{Kind: kind, TaskID: t.id, URL: t.rec.Request.URL, Path: t.rec.Path, State: t.state,
 		Progress: t.progressLocked(), Reason: reason, Err: err}

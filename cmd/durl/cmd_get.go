@@ -129,7 +129,9 @@ func (a *app) runGet(ctx context.Context, o *getOptions, args []string) error {
 		}
 	}
 	r := newRenderer(o.outputMode(a.env.terminal), a.env.stdout, a.env.stderr)
-	opts.OnEvent = r.event
+	if o.outputMode(a.env.terminal) != outputQuiet {
+		opts.OnEvent = r.event // quiet prints only errors, from the results
+	}
 	return download(ctx, opts, reqs, r)
 }
 
