@@ -384,3 +384,43 @@ func TestRecoveryReportsInterrupted(t *testing.T) {
 		t.Fatal("still paused")
 	}
 }
+
+// D5: after a power loss, what is lost is bounded by the checkpoint
+// interval: while a download runs for many intervals, durable checkpoints
+// (the only progress a power loss keeps) follow it.
+func TestCheckpointsWhileRunning(t *testing.T) {
+	const size = 4 * mib
+	srv := durltest.NewServer(durltest.WithContent(11, size), durltest.WithRate(2*mib))
+	defer srv.Close()
+	mem := memfs.New()
+	opts := crashOptions(srv)
+	opts.CheckpointInterval = 20 * time.Millisecond
+	s, err := open(context.Background(), opts, mem, bootA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	task, err := s.Start(Request{URL: srv.FileURL(), Dest: crashDest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What a power loss would leave (bootB: the volatile slot is not
+	// trusted), read while the download goes on.
+	durable := func() int64 {
+		f, err := mem.OpenFile(s.taskPath(task.ID()), os.O_RDONLY, 0)
+		if err != nil {
+			return 0
+		}
+		defer f.Close()
+		prog, err := progress.New(f, progressBase, bootB).Load(task.savedRecord().Generation)
+		if err != nil {
+			return 0
+		}
+		return prog.Written()
+	}
+	waitUntil(t, func() bool { return durable() >= mib || task.State() != Running && task.State() != Queued })
+	if got := durable(); got < mib || task.State() == Completed {
+		t.Fatalf("durable progress %d bytes when the task is %s: checkpoints do not follow the download", got, task.State())
+	}
+	task.Pause()
+}
