@@ -66,6 +66,10 @@ func (d *download) transfer(ctx context.Context) error {
 func (d *download) complete() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.completeLocked()
+}
+
+func (d *download) completeLocked() bool {
 	return d.rec.Generation > 0 && d.prog.Total >= 0 && d.prog.Prefix() == d.prog.Total
 }
 
@@ -483,24 +487,20 @@ func (d *download) copySegment(ctx context.Context, body io.Reader, idx int, pos
 			d.mu.Lock()
 			d.prog.Segments[idx].Written += int64(n)
 			err := d.hashChunkLocked(chunk, pos)
-			snap := d.snapshotLocked()
+			written, complete := d.prog.Written(), d.completeLocked()
 			d.mu.Unlock()
 			if err != nil {
 				return err
 			}
 			// Once the file is complete, finalize records it next.
 			unrecorded += int64(n)
-			if unrecorded >= recordStep && (snap.Total < 0 || snap.Prefix() < snap.Total) {
-				if err := d.saveDeferred(); err != nil {
+			if unrecorded >= recordStep && !complete {
+				if err := d.recordVolatile(); err != nil {
 					return err
-				}
-				if err := d.progressFile().WriteVolatile(snap); err != nil {
-					return diskError("write progress", d.s.taskPath(d.rec.ID), err)
 				}
 				unrecorded = 0
 			}
 			pos += int64(n)
-			written := snap.Written()
 			if d.spawnLater && written >= overlapSize {
 				d.spawnLater = false
 				d.spawn(d.conns - 1)
@@ -530,6 +530,22 @@ func (d *download) copySegment(ctx context.Context, body io.Reader, idx int, pos
 			return classifyNetError(rerr, ctx)
 		}
 	}
+}
+
+// recordVolatile writes the progress record's volatile slot: what every
+// connection has written so far (D5). The task's record goes first.
+func (d *download) recordVolatile() error {
+	if err := d.saveDeferred(); err != nil {
+		return err
+	}
+	pf := d.progressFile()
+	d.mu.Lock()
+	snap := d.snapshotLocked()
+	d.mu.Unlock()
+	if err := pf.WriteVolatile(snap); err != nil {
+		return diskError("write progress", d.s.taskPath(d.rec.ID), err)
+	}
+	return nil
 }
 
 // learnTotal records the size of a file whose size was unknown until its
