@@ -445,7 +445,7 @@ func (d *download) reserve(total int64) error {
 // file is large enough to gain from it.
 func (d *download) multi() bool {
 	return d.conns > 1 && d.rec.AcceptRanges && (d.rec.ETag != "" || d.rec.LastModified != "") &&
-		d.rec.Total >= 2*minSegment
+		d.rec.Total >= splitMin(d.rec.Request)
 }
 
 // save durably writes the working record and shares it with the Task.

@@ -125,9 +125,10 @@ func TestSegmentedCrash(t *testing.T) {
 	crashSweep(t, srv, sweep{opts: crashOptions(srv), size: size, conns: conns, step: 5})
 }
 
-// A download split in two by the automatic default, its first part done,
-// is continued by one connection (the size known now is below the
-// automatic split); the remote has shrunk meanwhile: the 200 answer to the
+// A download split in two, its first part done, is continued by one
+// connection (a record of a run with more connections, or of an older
+// durl, whose automatic default split files from 8 MiB on); the remote has
+// shrunk meanwhile: the 200 answer to the
 // second part's range starts a one-part plan, which that connection must
 // take from its start.
 func TestRestartFromALaterPart(t *testing.T) {
@@ -178,5 +179,39 @@ func TestRestartFromALaterPart(t *testing.T) {
 	checkFile(t, dest, 32, size/4)
 	if log.count(EventRestarted) != 1 {
 		t.Errorf("%d restarts reported, want 1", log.count(EventRestarted))
+	}
+}
+
+// The automatic default splits a file only from autoMinSize on, on its
+// first run as on later ones: a smaller file is fetched by one connection
+// (after the first answer, a bounded probe, tells its size).
+func TestAutomaticConnections(t *testing.T) {
+	for _, tc := range []struct {
+		size      int64
+		wantSplit bool
+	}{{16 * mib, false}, {autoMinSize, true}} {
+		t.Run(fmt.Sprint(tc.size>>20, "MiB"), func(t *testing.T) {
+			srv := durltest.NewServer(durltest.WithContent(41, tc.size))
+			defer srv.Close()
+			s, _, dir := testSession(t, srv, Options{})
+			dest := filepath.Join(dir, "f")
+			task, err := s.Start(Request{URL: srv.FileURL(), Dest: dest})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := wait(t, task); err != nil {
+				t.Fatal(err)
+			}
+			checkFile(t, dest, 41, tc.size)
+			var bounded []string // ranges with an end, the probe's aside
+			for _, r := range srv.Requests() {
+				if r.Range != "" && !strings.HasSuffix(r.Range, "-") && r.Range != "bytes=0-4194303" {
+					bounded = append(bounded, r.Range)
+				}
+			}
+			if split := len(bounded) > 0; split != tc.wantSplit {
+				t.Errorf("split %v (ranges %q of %d requests), want %v", split, bounded, len(srv.Requests()), tc.wantSplit)
+			}
+		})
 	}
 }

@@ -40,6 +40,16 @@ func connections(rec taskRecord) int {
 	return 1
 }
 
+// splitMin is the smallest file a run of req splits over several
+// connections: autoMinSize for the automatic default, whose first run
+// learns the size only from its first answer, else two parts.
+func splitMin(req storedRequest) int64 {
+	if req.Connections == 0 && len(req.Mirrors) == 0 {
+		return autoMinSize
+	}
+	return 2 * minSegment
+}
+
 // transfer runs rounds of connections until the file is complete, starting
 // over when the remote changed.
 func (d *download) transfer(ctx context.Context) error {
