@@ -19,10 +19,11 @@ const (
 	EventFailed                       // the task stopped with an error (Err)
 	EventCancelled                    // the task was cancelled and its data removed
 	EventWarning                      // something the user should know (Reason), e.g. a mirror was dropped
+	EventRemoved                      // the session forgot the task (Reason says why): Task.Remove, or its completed record expired
 )
 
 var eventNames = [...]string{"added", "started", "progress", "retrying", "restarted", "paused",
-	"interrupted", "recovered", "completed", "failed", "cancelled", "warning"}
+	"interrupted", "recovered", "completed", "failed", "cancelled", "warning", "removed"}
 
 // String returns the kind's lower-case name.
 func (k EventKind) String() string {

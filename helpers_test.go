@@ -129,3 +129,14 @@ func (l *eventLog) snapshot() []Event {
 	defer l.mu.Unlock()
 	return append([]Event(nil), l.events...)
 }
+
+// of returns the events of one task.
+func (l *eventLog) of(id string) []Event {
+	var of []Event
+	for _, e := range l.snapshot() {
+		if e.TaskID == id {
+			of = append(of, e)
+		}
+	}
+	return of
+}

@@ -177,7 +177,7 @@ func TestRateLimitsChangeWhileRunning(t *testing.T) {
 func TestRemove(t *testing.T) {
 	srv := durltest.NewServer(durltest.WithContent(3, 1<<20), durltest.WithRate(256<<10))
 	defer srv.Close()
-	s, _, dir := testSession(t, srv, Options{})
+	s, log, dir := testSession(t, srv, Options{})
 	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
 
 	// An unfinished task, removed without its data: the partial file stays.
@@ -220,12 +220,21 @@ func TestRemove(t *testing.T) {
 	if n := len(s.Tasks()); n != 0 {
 		t.Fatalf("%d tasks left after removing all", n)
 	}
+	s.Close() // delivers the events
+	if n := log.count(EventRemoved); n != 4 {
+		t.Fatalf("%d removed events, want 4", n)
+	}
+	for _, e := range log.of(c.ID()) {
+		if e.Kind == EventRemoved && e.State != Completed {
+			t.Fatalf("removed event of a completed task says %s", e.State)
+		}
+	}
 }
 
 func TestPrune(t *testing.T) {
 	srv := durltest.NewServer(durltest.WithContent(4, 1024))
 	defer srv.Close()
-	s, _, dir := testSession(t, srv, Options{KeepCompleted: time.Hour})
+	s, log, dir := testSession(t, srv, Options{KeepCompleted: time.Hour})
 	old, _ := get(t, s, srv.FileURL(), filepath.Join(dir, "old"))
 	recent, _ := get(t, s, srv.FileURL(), filepath.Join(dir, "new"))
 	rec := old.savedRecord()
@@ -243,6 +252,19 @@ func TestPrune(t *testing.T) {
 		t.Fatal("the recent completed task was pruned")
 	}
 	checkFile(t, filepath.Join(dir, "old"), 4, 1024)
+	s.Close()
+	if n := log.count(EventRemoved); n != 1 {
+		t.Fatalf("%d removed events, want 1", n)
+	}
+
+	// Open prunes too, and says so.
+	time.Sleep(5 * time.Millisecond)
+	_, log, _ = testSession(t, srv, Options{StateDir: s.opts.StateDir, KeepCompleted: time.Millisecond})
+	log.waitFor(EventRemoved, 1)
+	if n := log.count(EventRemoved); n != 1 || log.of(recent.ID())[0].State != Completed {
+		t.Fatalf("Open sent %d removed events (%+v), want 1 for the completed task", n, log.of(recent.ID()))
+	}
+	checkFile(t, filepath.Join(dir, "new"), 4, 1024)
 }
 
 // TestAllowedDirs: destinations that escape the allowed folders by "..",

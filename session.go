@@ -164,11 +164,14 @@ func (s *Session) recover(ctx context.Context) error {
 	}
 	sort.Slice(recs, func(i, j int) bool { return recs[i].Created.Before(recs[j].Created) })
 	for _, rec := range recs {
+		t := newTask(s, rec)
 		if rec.State == recCompleted && time.Since(rec.Updated) > s.opts.KeepCompleted {
-			s.removeTaskFiles(rec.ID)
+			if s.removeTaskFiles(rec.ID) == nil {
+				t.state = Completed
+				s.emit(t, EventRemoved, expiredReason, nil)
+			}
 			continue
 		}
-		t := newTask(s, rec)
 		switch rec.State {
 		case recCompleted:
 			t.state = Completed
@@ -483,18 +486,22 @@ func (s *Session) Interrupted() []*Task {
 }
 
 // Prune removes the completed tasks whose records are older than
-// Options.KeepCompleted (Open does the same) and returns their IDs. Their
-// files stay.
+// Options.KeepCompleted (Open does the same), sends EventRemoved for each
+// and returns their IDs. Their files stay.
 func (s *Session) Prune() []string {
 	var removed []string
 	for _, t := range s.Tasks() {
 		rec := t.savedRecord()
-		if t.State() == Completed && time.Since(rec.Updated) > s.opts.KeepCompleted && t.Remove(false) == nil {
+		if t.State() == Completed && time.Since(rec.Updated) > s.opts.KeepCompleted && t.discard(false, false) == nil {
+			s.emit(t, EventRemoved, expiredReason, nil)
 			removed = append(removed, t.id)
 		}
 	}
 	return removed
 }
+
+// expiredReason is the Reason of EventRemoved for a pruned task.
+const expiredReason = "completed longer ago than the retention period (KeepCompleted); its file was kept"
 
 // removeTaskFiles removes a task's file from the state folder.
 func (s *Session) removeTaskFiles(id string) error {

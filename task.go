@@ -187,6 +187,7 @@ func (t *Task) Cancel() error {
 	if err := t.discard(true, false); err != nil {
 		return err
 	}
+	t.setState(Cancelled)
 	t.s.emit(t, EventCancelled, "", nil)
 	return nil
 }
@@ -194,9 +195,20 @@ func (t *Task) Cancel() error {
 // Remove stops the task if it runs and removes its record: the session no
 // longer lists it. With deleteData it also removes the task's data: the
 // partial file of an unfinished download, the downloaded file of a
-// completed one. Without, the data stays where it is. Remove sends no
-// event.
-func (t *Task) Remove(deleteData bool) error { return t.discard(deleteData, deleteData) }
+// completed one. Without, the data stays where it is. The task keeps the
+// state it had (a running task is stopped: Cancelled), and the session
+// sends EventRemoved.
+func (t *Task) Remove(deleteData bool) error {
+	if err := t.discard(deleteData, deleteData); err != nil {
+		return err
+	}
+	reason := "removed; its data was kept"
+	if deleteData {
+		reason = "removed with its data"
+	}
+	t.s.emit(t, EventRemoved, reason, nil)
+	return nil
+}
 
 // discard stops the task, removes the data asked for and its record, and
 // forgets it.
@@ -225,7 +237,6 @@ func (t *Task) discard(deletePartial, deleteFile bool) error {
 	if err := t.s.removeTaskFiles(t.id); err != nil {
 		return err
 	}
-	t.setState(Cancelled)
 	t.s.forget(t)
 	return nil
 }

@@ -131,6 +131,30 @@ func TestCompletedTasksArePruned(t *testing.T) {
 	}
 }
 
+// TestPrunedAtStartIsLogged: a completed task that expires while the
+// daemon is down is forgotten by the next start, and a client catching up
+// with Last-Event-ID learns it from a removed event.
+func TestPrunedAtStartIsLogged(t *testing.T) {
+	state, dl := testDirs(t)
+	src := durltest.NewServer(durltest.WithContent(6, 32<<10))
+	defer src.Close()
+	d := startDaemon(t, state, dl)
+	s := d.events(0)
+	task := d.add(api.Download{URL: src.FileURL()})[0]
+	done := s.until(func(e api.Event) bool { return e.Kind == api.EventCompleted })
+	seen := done[len(done)-1].ID
+	if err := d.stop(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond) // older than KeepCompleted below
+	d = startDaemon(t, state, dl, func(c *Config) { c.KeepCompleted = time.Millisecond })
+	removed := d.events(seen).until(func(e api.Event) bool { return e.Kind == api.EventRemoved })
+	if e := removed[len(removed)-1]; e.TaskID != task.ID || e.State != api.StateCompleted || e.Reason == "" {
+		t.Fatalf("removed event %+v, want one for completed task %s with a reason", e, task.ID)
+	}
+	d.wantError("GET", "/v1/tasks/"+task.ID, nil, http.StatusNotFound, api.CodeNotFound)
+}
+
 // TestGracefulStopResumesOnRestart: a daemon stopped gracefully
 // checkpoints its running downloads, says they were interrupted, not
 // paused, and its next start resumes them where they stopped.

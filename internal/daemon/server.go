@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/durl-dev/durl"
-	"github.com/durl-dev/durl/api"
 	"github.com/durl-dev/durl/internal/eventlog"
 )
 
@@ -174,7 +173,7 @@ func (s *Server) isStopping() bool {
 }
 
 // pruneLoop forgets old completed tasks every cfg.PruneInterval until ctx
-// is done.
+// is done; the session logs a "removed" event for each.
 func (s *Server) pruneLoop(ctx context.Context) {
 	tick := time.NewTicker(s.cfg.PruneInterval)
 	defer tick.Stop()
@@ -183,9 +182,7 @@ func (s *Server) pruneLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			for _, id := range s.session.Prune() {
-				s.log.Append(api.Event{Kind: api.EventRemoved, TaskID: id, Reason: "completed longer ago than the retention period; its file was kept"})
-			}
+			s.session.Prune()
 		}
 	}
 }

@@ -86,12 +86,10 @@ func (s *Server) startAll(reqs []durl.Request, downloads []api.Download) ([]*dur
 			continue
 		}
 		// Undo the tasks this request created (their "added" events are
-		// in the log: say they are gone).
+		// in the log; Remove logs that they are gone).
 		for _, t := range tasks {
-			if t != nil && !t.Created().Before(begin) && t.Remove(true) == nil {
-				at := taskJSON(t)
-				s.log.Append(api.Event{Kind: api.EventRemoved, TaskID: at.ID, URL: at.URL, Path: at.Path,
-					State: at.State, Reason: "removed: another download of the same request could not be added"})
+			if t != nil && !t.Created().Before(begin) {
+				t.Remove(true)
 			}
 		}
 		return nil, startError(reqs[i].URL, err)
@@ -277,16 +275,10 @@ func (s *Server) deleteTask(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := t.Remove(deleteData); err != nil {
+	if err := t.Remove(deleteData); err != nil { // logs "removed"
 		return taskError(t.ID(), err)
 	}
-	reason := "removed; its data was kept"
-	if deleteData {
-		reason = "removed with its data"
-	}
-	at := taskJSON(t)
-	s.log.Append(api.Event{Kind: api.EventRemoved, TaskID: at.ID, URL: at.URL, Path: at.Path, State: at.State, Reason: reason})
-	writeJSON(w, http.StatusOK, at)
+	writeJSON(w, http.StatusOK, taskJSON(t))
 	return nil
 }
 
