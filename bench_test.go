@@ -28,7 +28,7 @@ func BenchmarkManySmallFiles(b *testing.B) {
 			}))
 			defer srv.Close()
 			dir := b.TempDir()
-			s, err := Open(context.Background(), Options{StateDir: filepath.Join(dir, "state"), MaxActive: 16, NoSync: noSync})
+			s, err := Open(context.Background(), Options{StateDir: filepath.Join(dir, "state"), MaxActive: 16, NoSync: noSync, LazyRecords: true})
 			if err != nil {
 				b.Fatal(err)
 			}
