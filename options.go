@@ -47,7 +47,10 @@ type Options struct {
 	UserAgent string
 
 	// MaxActive is the number of tasks that run at once; more wait in state
-	// Queued. Zero means no limit.
+	// Queued. Zero means no limit. Each running task spends milliseconds in
+	// fsync now and then; on a machine with few cores, run the program with
+	// GOMAXPROCS of 8 or more so that those system calls do not hold up the
+	// network (the durl command does this).
 	MaxActive int
 
 	// MaxConnsPerHost caps the connections to one host across all tasks.

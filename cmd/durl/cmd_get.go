@@ -115,6 +115,9 @@ func (a *app) runGet(ctx context.Context, o *getOptions, args []string) error {
 	if err != nil {
 		return err
 	}
+	if !o.noSync {
+		ensureSyncProcs(a.env.getenv)
+	}
 	if o.dir != "" {
 		dir := reqs[0].Dest
 		if !reqs[0].DestIsDir {

@@ -72,6 +72,9 @@ func (a *app) runServe(ctx context.Context, o *serveOptions) error {
 	if err != nil {
 		return err
 	}
+	if !o.noSync {
+		ensureSyncProcs(a.env.getenv)
+	}
 	srv, err := daemon.New(ctx, cfg)
 	if err != nil {
 		return a.serveFailed(err)
