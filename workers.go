@@ -41,8 +41,8 @@ func connections(rec taskRecord) int {
 }
 
 // splitMin is the smallest file a run of req splits over several
-// connections: autoMinSize for the automatic default, whose first run
-// learns the size only from its first answer, else two parts.
+// connections: autoMinSize for the automatic default, two parts when the
+// request asked for connections or mirrors.
 func splitMin(req storedRequest) int64 {
 	if req.Connections == 0 && len(req.Mirrors) == 0 {
 		return autoMinSize
