@@ -152,16 +152,18 @@ func (p *proc) output() string {
 	return s
 }
 
-// startDurl starts `durl --state STATE get -o DEST URL` in dir.
-func startDurl(t *testing.T, state, dest, url string) *proc {
+// startDurl starts `durl --state STATE get [FLAGS] -o DEST URL` in the
+// folder of DEST.
+func startDurl(t *testing.T, state, dest, url string, flags ...string) *proc {
 	t.Helper()
-	return start(t, filepath.Dir(dest), durlBin, "--state", state, "get", "-o", dest, url)
+	args := append([]string{"--state", state, "get"}, flags...)
+	return start(t, filepath.Dir(dest), durlBin, append(args, "-o", dest, url)...)
 }
 
 // runDurl runs durl get to its end and fails the test unless it exits 0.
-func runDurl(t *testing.T, state, dest, url string) *proc {
+func runDurl(t *testing.T, state, dest, url string, flags ...string) *proc {
 	t.Helper()
-	p := startDurl(t, state, dest, url)
+	p := startDurl(t, state, dest, url, flags...)
 	if code := p.wait(); code != 0 {
 		t.Fatalf("durl get exited %d (%v):\n%s", code, p.err, p.output())
 	}

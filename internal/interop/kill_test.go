@@ -105,6 +105,10 @@ func TestKill9ResumeFaultServer(t *testing.T) {
 	}
 }
 
+// TestKill9ResumeNginx kills durl -x 1 and curl -C - at the same moments
+// of one download from nginx and compares what each had sent again (D5 for
+// one connection; TestKill9Segmented covers several). One connection, so
+// that the partial file's size is what was written.
 func TestKill9ResumeNginx(t *testing.T) {
 	const (
 		seed  = 0x64
@@ -138,9 +142,9 @@ func TestKill9ResumeNginx(t *testing.T) {
 	url := srv.URL + "/throttled/durl.bin"
 	began := time.Now()
 	durlSizes := killLoop(t, targets, 1<<20, dest+partSuffix, quiet, noDelay, func() *proc {
-		return startDurl(t, state, dest, url)
+		return startDurl(t, state, dest, url, "-x", "1")
 	})
-	runDurl(t, state, dest, url)
+	runDurl(t, state, dest, url, "-x", "1")
 	t.Logf("durl: %d kills and the final run took %v", kills, time.Since(began).Round(time.Millisecond))
 	checkFile(t, dest, seed, size)
 
