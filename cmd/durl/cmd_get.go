@@ -93,7 +93,7 @@ func (a *app) getCmd() *cobra.Command {
 	f.StringVar(&o.proxy, "proxy", "", "use the proxy `URL` (default: $HTTPS_PROXY, $HTTP_PROXY, $NO_PROXY)")
 	f.BoolVar(&o.noSync, "no-sync", false, "never fsync: faster, but a power loss may corrupt the download (scratch data only)")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print nothing but errors")
-	f.BoolVar(&o.json, "json", false, "print every event as a JSON line on stdout")
+	f.BoolVar(&o.json, "json", false, "print the events of these downloads as JSON lines on stdout")
 	return cmd
 }
 

@@ -33,7 +33,7 @@ type outputMode int
 const (
 	outputLines outputMode = iota // one line per start, restart, retry and completion, on stderr
 	outputBars                    // progress bars on stderr (a terminal)
-	outputJSON                    // every event as a JSON line on stdout
+	outputJSON                    // the downloads' events as JSON lines on stdout
 	outputQuiet                   // only errors
 )
 
@@ -108,8 +108,10 @@ func encodeEvent(ev durl.Event) []byte {
 	return append(b, '\n')
 }
 
-// jsonRenderer writes every event as a JSON line to out, and errors to
-// stderr.
+// jsonRenderer writes the events of the command's downloads as JSON lines
+// to out, and errors to stderr. It leaves out what opening the state folder
+// says about other downloads in it: interrupted ones (durl get does not
+// resume them) and old completed ones it forgot (removed).
 type jsonRenderer struct {
 	mu    sync.Mutex
 	out   io.Writer
@@ -120,7 +122,7 @@ type jsonRenderer struct {
 func (r *jsonRenderer) event(ev durl.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if !r.done {
+	if !r.done && ev.Kind != durl.EventInterrupted && ev.Kind != durl.EventRemoved {
 		r.out.Write(encodeEvent(ev))
 	}
 }

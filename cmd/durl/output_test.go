@@ -89,6 +89,9 @@ func TestQuietRendererPrintsOnlyErrors(t *testing.T) {
 func TestJSONRenderer(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	r := newRenderer(outputJSON, &stdout, &stderr)
+	// What Open says about other downloads of the state folder is left out.
+	r.event(durl.Event{Seq: 1, Kind: durl.EventInterrupted, TaskID: "other", URL: "https://h/o"})
+	r.event(durl.Event{Seq: 2, Kind: durl.EventRemoved, TaskID: "old", URL: "https://h/p"})
 	r.event(durl.Event{Seq: 1, Kind: durl.EventStarted, TaskID: "a", URL: "https://h/f"})
 	r.event(durl.Event{Seq: 2, Kind: durl.EventCompleted, TaskID: "a", URL: "https://h/f", State: durl.Completed})
 	r.errorLine("durl: bad")
