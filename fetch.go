@@ -116,7 +116,7 @@ func (t *Task) run(ctx context.Context) (err error) {
 	d.rec.Mirrors = slices.Clone(t.rec.Mirrors) // the run changes its own copy
 	t.mu.Unlock()
 	defer d.close()
-	if _, err := t.lockTaskFile(); err != nil {
+	if err := t.lockTaskFile(); err != nil {
 		return err
 	}
 	defer func() { t.saveOutcome(ctx, err) }() // before the lock is released

@@ -394,29 +394,29 @@ func (t *Task) keepTaskFile(f vfs.File) {
 	t.held, t.slot, t.seq = f, 0, 1
 }
 
-// lockTaskFile returns the task file, locked (D6), for a run: the one
-// Start kept, else the file opened and locked now; nil if the task has
+// lockTaskFile makes the run hold the task file, locked (D6): the one
+// Start kept, else the file opened and locked now; nothing if the task has
 // none yet. Until releaseTaskFile, saves write through it: no other
 // process writes the record meanwhile, so the newest slot is known without
 // reading it back.
-func (t *Task) lockTaskFile() (vfs.File, error) {
+func (t *Task) lockTaskFile() error {
 	t.saveMu.Lock()
 	defer t.saveMu.Unlock()
 	if t.held != nil || t.unrecorded {
-		return t.held, nil
+		return nil
 	}
 	path := t.s.taskPath(t.id)
 	f, err := t.s.fs.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
-		return nil, &DiskError{Op: "open task file", Path: path, Err: err}
+		return &DiskError{Op: "open task file", Path: path, Err: err}
 	}
 	if err := f.Lock(); err != nil {
 		f.Close()
-		return nil, lockError(err, path)
+		return lockError(err, path)
 	}
 	_, t.slot, t.seq = readRecordSlots(f)
 	t.held = f
-	return f, nil
+	return nil
 }
 
 // taskFile returns the task file the run holds, nil if it has none yet.

@@ -4,10 +4,11 @@
 // The record file has three fixed slots. Slot 0 is rewritten as data is
 // written (durl: every 64 KiB) and never synced: it survives the death of
 // the process (the page cache keeps it) but not a power loss, so it carries
-// the boot id and is trusted only when the machine has not rebooted since. Slots 1 and 2 take
-// turns holding durable checkpoints, each written after the data it counts
-// was synced, and synced itself; a torn write of one leaves the other. Every
-// slot carries a CRC, so a torn or garbage slot is ignored, never believed.
+// the boot id and is trusted only when the machine has not rebooted since.
+// Slots 1 and 2 take turns holding durable checkpoints, each written after
+// the data it counts was synced, and synced itself; a torn write of one
+// leaves the other. Every slot carries a CRC, so a torn or garbage slot is
+// ignored, never believed.
 package progress
 
 import (
