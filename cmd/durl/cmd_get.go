@@ -17,6 +17,7 @@ import (
 
 	"github.com/durl-dev/durl"
 	"github.com/durl-dev/durl/internal/httpx"
+	"github.com/durl-dev/durl/internal/vfs"
 	"github.com/spf13/cobra"
 )
 
@@ -123,7 +124,13 @@ func (a *app) runGet(ctx context.Context, o *getOptions, args []string) error {
 		if !reqs[0].DestIsDir {
 			dir = filepath.Dir(dir)
 		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		// Durable like the folders the library creates: a power loss must
+		// not take a new folder with the files finished in it.
+		fsys := vfs.OS
+		if o.noSync {
+			fsys = vfs.NoSync(fsys)
+		}
+		if err := vfs.MkdirAllDurable(fsys, dir, 0o755); err != nil {
 			var pe *os.PathError
 			if errors.As(err, &pe) {
 				err = pe.Err
