@@ -151,7 +151,11 @@ func (d *download) checkpoint() error {
 	if err := d.saveDeferred(); err != nil {
 		return err
 	}
-	if err := d.progressFile().WriteDurable(snap); err != nil {
+	pf, err := d.progressFile()
+	if err != nil {
+		return err
+	}
+	if err := pf.WriteDurable(snap); err != nil {
 		return diskError("write progress", d.s.taskPath(d.rec.ID), err)
 	}
 	return nil

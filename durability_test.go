@@ -1,6 +1,7 @@
 package durl
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"path/filepath"
@@ -171,6 +172,43 @@ func TestDiskFullAndIOErrors(t *testing.T) {
 	}
 	if err := wait(t, resumed); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A lazy task whose record cannot be created fails with a DiskError, from
+// whichever of its connection and its checkpointer tries first (the other
+// must not count on a task file that does not exist); once the disk is
+// repaired, resuming the task completes it.
+func TestLazyRecordCreateFails(t *testing.T) {
+	const size = 1 * mib
+	srv := durltest.NewServer(durltest.WithContent(4, size))
+	defer srv.Close()
+	mem := memfs.New()
+	faulty := errfs.Wrap(mem, errfs.FailOn(errfs.OpOpen, taskSuffix, syscall.EIO, 0))
+	opts := crashOptions(srv)
+	opts.LazyRecords = true
+	s, err := open(context.Background(), opts, faulty, bootA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	task, err := s.Start(Request{URL: srv.FileURL(), Dest: crashDest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var de *DiskError
+	if err := wait(t, task); !errors.As(err, &de) || !errors.Is(err, syscall.EIO) {
+		t.Fatalf("err = %v, want a DiskError for EIO", err)
+	}
+	faulty.SetInjector(nil)
+	if err := task.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(t, task); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := mem.ReadFile(crashDest); !bytes.Equal(got, durltest.Content(4, size)) {
+		t.Fatal("wrong content after the resume")
 	}
 }
 

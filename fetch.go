@@ -57,6 +57,7 @@ const (
 
 var (
 	errStalled     = errors.New("durl: the connection stalled (no data received); reconnecting")
+	errNoTaskFile  = errors.New("durl: the task's record was never written")
 	errBadRedirect = errors.New("durl: refusing the redirect")
 )
 
@@ -144,8 +145,10 @@ func (d *download) load() error {
 	d.prog = progress.Record{Generation: d.rec.Generation, Total: d.rec.Total}
 	d.deferred = !d.t.recorded()
 	if d.rec.Generation > 0 { // generation 0 never wrote any progress
-		if prog, err := d.progressFile().Load(d.rec.Generation); err == nil {
-			d.prog = prog
+		if pf, err := d.progressFile(); err == nil {
+			if prog, err := pf.Load(d.rec.Generation); err == nil {
+				d.prog = prog
+			}
 		} // else nothing to trust: start this generation afresh
 	}
 	if d.rec.Request.Checksum != "" {
@@ -451,13 +454,26 @@ func (d *download) multi() bool {
 // save durably writes the working record and shares it with the Task.
 func (d *download) save() error { return d.saveAs(true) }
 
+// saveAs writes the working record, durably or not. A record left
+// unwritten by reset counts as written only once a save of its generation
+// succeeded: after a failed one, the next progress record saves it again
+// rather than count on a task file that may not exist.
 func (d *download) saveAs(durable bool) error {
-	return d.t.saveRecord(func() taskRecord {
+	var gen uint64
+	err := d.t.saveRecord(func() taskRecord {
 		d.mu.Lock()
 		defer d.mu.Unlock()
-		d.deferred = false
+		gen = d.rec.Generation
 		return d.recordLocked()
 	}, durable)
+	if err == nil {
+		d.mu.Lock()
+		if d.rec.Generation == gen {
+			d.deferred = false
+		}
+		d.mu.Unlock()
+	}
+	return err
 }
 
 // recordLocked returns a copy of the working record that shares nothing
@@ -468,16 +484,20 @@ func (d *download) recordLocked() taskRecord {
 	return rec
 }
 
-// progressFile returns the progress record in the task file, which must
-// exist (saveDeferred makes sure of it).
-func (d *download) progressFile() *progress.File {
+// progressFile returns the progress record in the task file the run
+// holds. It fails if the run holds none: the task's record was never
+// written (saveDeferred writes it first).
+func (d *download) progressFile() (*progress.File, error) {
 	f := d.t.taskFile() // before d.mu: a save holds saveMu and takes d.mu
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.pf == nil {
+		if f == nil {
+			return nil, &DiskError{Op: "write progress", Path: d.s.taskPath(d.rec.ID), Err: errNoTaskFile}
+		}
 		d.pf = progress.New(f, progressBase, d.s.bootID)
 	}
-	return d.pf
+	return d.pf, nil
 }
 
 // saveDeferred writes the record that reset left unwritten (creating the

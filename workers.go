@@ -548,7 +548,10 @@ func (d *download) recordVolatile() error {
 	if err := d.saveDeferred(); err != nil {
 		return err
 	}
-	pf := d.progressFile()
+	pf, err := d.progressFile()
+	if err != nil {
+		return err
+	}
 	d.mu.Lock()
 	snap := d.snapshotLocked()
 	d.mu.Unlock()
