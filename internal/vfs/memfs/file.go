@@ -123,6 +123,7 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 func (f *File) write(p []byte, off int64) {
 	f.n.resize(max(int64(len(f.n.data)), off+int64(len(p))))
 	copy(f.n.data[off:], p)
+	f.n.markDirty(off, off+int64(len(p)))
 	f.n.mtime = f.fs.now()
 	f.fs.done()
 }
@@ -130,6 +131,7 @@ func (f *File) write(p []byte, off int64) {
 // resize truncates or zero-extends the current content to size.
 func (n *inode) resize(size int64) {
 	old := int64(len(n.data))
+	n.markDirty(old, size) // the zeros of an extension are new content
 	switch {
 	case size <= old:
 		n.data = n.data[:size]

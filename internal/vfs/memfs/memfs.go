@@ -118,6 +118,7 @@ type inode struct {
 	mtime time.Time
 	// files
 	data, synced []byte
+	dirty        []bool // per syncChunk of data: changed since the last sync
 	alloc        int64
 	lock         *File
 	// folders
@@ -196,6 +197,7 @@ func (fsys *FS) Crash(mode CrashMode) *FS {
 		default:
 			c.data = slices.Clone(n.data)
 			c.synced = slices.Clone(n.synced)
+			c.dirty = slices.Clone(n.dirty)
 		}
 		return c
 	}
@@ -503,12 +505,43 @@ func (fsys *FS) SyncDir(name string) error {
 	return nil
 }
 
+// syncChunk is the unit in which a file's changes are tracked, so a sync
+// copies only what changed since the last one.
+const syncChunk = 64 << 10
+
+// markDirty notes that data[from:to] changed since the last sync.
+func (n *inode) markDirty(from, to int64) {
+	if to <= from {
+		return
+	}
+	last := int((to - 1) / syncChunk)
+	if last >= len(n.dirty) {
+		n.dirty = append(n.dirty, make([]bool, last+1-len(n.dirty))...)
+	}
+	for c := int(from / syncChunk); c <= last; c++ {
+		n.dirty[c] = true
+	}
+}
+
 func (n *inode) sync() {
 	if n.dir {
 		n.durable = maps.Clone(n.children)
-	} else {
-		n.synced = slices.Clone(n.data)
+		return
 	}
+	// Every byte of data beyond the synced length, or that differs from
+	// it, was marked dirty by the write or resize that changed it.
+	size := len(n.data)
+	if size > cap(n.synced) {
+		n.synced = append(n.synced[:cap(n.synced)], make([]byte, size-cap(n.synced))...)
+	}
+	n.synced = n.synced[:size]
+	for c, dirty := range n.dirty {
+		if dirty {
+			from, to := min(c*syncChunk, size), min((c+1)*syncChunk, size)
+			copy(n.synced[from:to], n.data[from:to])
+		}
+	}
+	clear(n.dirty)
 }
 
 func (n *inode) info(name string) os.FileInfo {
