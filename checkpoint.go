@@ -138,21 +138,19 @@ func (d *download) checkpoint() error {
 	if d.part == nil {
 		return nil // nothing written yet
 	}
-	d.mu.Lock()
-	snap := d.snapshotLocked()
-	d.mu.Unlock()
-	if err := d.part.Sync(); err != nil {
-		return diskError("sync", d.part.Name(), err)
-	}
-	if err := d.syncPartialName(); err != nil {
-		return err
-	}
 	// The record goes first; the sync of the progress record carries it.
 	if err := d.saveDeferred(); err != nil {
 		return err
 	}
 	pf, err := d.progressFile()
 	if err != nil {
+		return err
+	}
+	snap := d.snapshot(pf)
+	if err := d.part.Sync(); err != nil {
+		return diskError("sync", d.part.Name(), err)
+	}
+	if err := d.syncPartialName(); err != nil {
 		return err
 	}
 	if err := pf.WriteDurable(snap); err != nil {

@@ -523,8 +523,12 @@ func (d *download) wait(ctx context.Context, n int) error {
 	return nil
 }
 
-// snapshotLocked copies the progress, with the hash state. d.mu is held.
-func (d *download) snapshotLocked() progress.Record {
+// snapshot returns a copy of the progress, with the hash state, to write
+// to pf. It is stamped while d.mu is held: of two records, the one that
+// counts more is stamped later (see progress.File.Stamp).
+func (d *download) snapshot(pf *progress.File) progress.Record {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	r := d.prog.Clone()
 	if d.hash != nil {
 		if m, ok := d.hash.(encoding.BinaryMarshaler); ok {
@@ -533,6 +537,7 @@ func (d *download) snapshotLocked() progress.Record {
 			}
 		}
 	}
+	pf.Stamp(&r)
 	return r
 }
 

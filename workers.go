@@ -552,10 +552,7 @@ func (d *download) recordVolatile() error {
 	if err != nil {
 		return err
 	}
-	d.mu.Lock()
-	snap := d.snapshotLocked()
-	d.mu.Unlock()
-	if err := pf.WriteVolatile(snap); err != nil {
+	if err := pf.WriteVolatile(d.snapshot(pf)); err != nil {
 		return diskError("write progress", d.s.taskPath(d.rec.ID), err)
 	}
 	return nil

@@ -18,8 +18,9 @@ type File struct {
 	f      vfs.File
 	base   int64
 	bootID [16]byte
-	seq    uint64
-	next   int // durable slot to write next: 1 or 2
+	seq    uint64 // the last sequence number stamped or seen
+	volSeq uint64 // the sequence number of the record in the volatile slot
+	next   int    // durable slot to write next: 1 or 2
 }
 
 // New returns the progress record at offset base of f, for a process
@@ -59,18 +60,47 @@ func (pf *File) Load(gen uint64) (Record, error) {
 	return best, nil
 }
 
-// WriteVolatile writes r to the volatile slot, without syncing. The data it
-// counts must already have been written (not necessarily synced).
+// Stamp gives r the next sequence number. Load trusts the record stamped
+// last, whichever was written last: a checkpoint's record is taken before
+// its sync and written after it, and volatile records written meanwhile
+// are newer. Callers take a snapshot and stamp it under one lock, so that
+// the stamps follow the snapshots' order.
+func (pf *File) Stamp(r *Record) {
+	pf.mu.Lock()
+	defer pf.mu.Unlock()
+	r.Seq = 0
+	pf.stampLocked(r)
+}
+
+// stampLocked stamps r unless it is stamped. pf.mu is held.
+func (pf *File) stampLocked(r *Record) {
+	if r.Seq == 0 {
+		pf.seq++
+		r.Seq = pf.seq
+	}
+}
+
+// WriteVolatile writes r to the volatile slot, without syncing, stamping
+// it first if it is not; it writes nothing if a record stamped later is
+// there already. The data it counts must already have been written (not
+// necessarily synced).
 func (pf *File) WriteVolatile(r Record) error {
 	pf.mu.Lock()
 	defer pf.mu.Unlock()
+	pf.stampLocked(&r)
+	if r.Seq <= pf.volSeq {
+		return nil
+	}
+	pf.volSeq = r.Seq
 	return pf.write(0, r, false)
 }
 
-// WriteDurable writes r to the next durable slot and syncs the file. The
-// data it counts must already have been synced.
+// WriteDurable writes r to the next durable slot and syncs the file,
+// stamping r first if it is not. The data it counts must already have been
+// synced.
 func (pf *File) WriteDurable(r Record) error {
 	pf.mu.Lock()
+	pf.stampLocked(&r)
 	err := pf.write(pf.next, r, true)
 	pf.next = 3 - pf.next
 	pf.mu.Unlock()
@@ -82,8 +112,6 @@ func (pf *File) WriteDurable(r Record) error {
 }
 
 func (pf *File) write(slot int, r Record, durable bool) error {
-	pf.seq++
-	r.Seq = pf.seq
 	r.BootID = pf.bootID
 	r.Durable = durable
 	b, err := r.Marshal()
