@@ -35,20 +35,22 @@ func killLoop(t *testing.T, targets []int64, gap int64, file string, quiet time.
 // logLoss logs and returns what the kills cost: the body bytes the server
 // sent beyond size, and per kill, how much was sent again, split into bytes
 // that never reached the file (socket buffers, the program's buffer) and
-// bytes in the file that the rerun did not trust.
-func logLoss(t *testing.T, who string, ts []transfer, sizesAtKill []int64, size int64) int64 {
+// bytes in the file that the rerun did not trust. It returns the bytes sent
+// again and, of those, the ones in the file but not trusted.
+func logLoss(t *testing.T, who string, ts []transfer, sizesAtKill []int64, size int64) (extra, untrusted int64) {
 	t.Helper()
 	var total int64
 	for _, x := range ts {
 		total += x.sent
 	}
-	extra := total - size
+	extra = total - size
 	per := lossPerRun(ts)
 	var notOnDisk, notTrusted []int64
 	for i := range per {
 		if i < len(sizesAtKill) {
 			notOnDisk = append(notOnDisk, ts[i].from+ts[i].sent-sizesAtKill[i])
 			notTrusted = append(notTrusted, sizesAtKill[i]-ts[i+1].from)
+			untrusted += notTrusted[i]
 		}
 	}
 	kills := int64(max(len(sizesAtKill), 1))
@@ -56,7 +58,7 @@ func logLoss(t *testing.T, who string, ts []transfer, sizesAtKill []int64, size 
 		who, len(ts), total, size, kib(extra), len(sizesAtKill), kib(extra/kills))
 	t.Logf("%s: per kill %s = never reached the file %s + in the file but not resumed from %s",
 		who, kibs(per), kibs(notOnDisk), kibs(notTrusted))
-	return extra
+	return extra, untrusted
 }
 
 func TestKill9ResumeFaultServer(t *testing.T) {
@@ -99,7 +101,7 @@ func TestKill9ResumeFaultServer(t *testing.T) {
 			ts = append(ts, transfer{rng: rq.Range, status: rq.Status, from: from, sent: rq.BodyBytes})
 		}
 	}
-	extra := logLoss(t, "durl", ts, sizes, size)
+	extra, _ := logLoss(t, "durl", ts, sizes, size)
 	if extra > kills*lossPerKill {
 		t.Errorf("%d kills cost %s, more than %s (D5: at most 256 KiB per kill)", kills, kib(extra), kib(kills*lossPerKill))
 	}
@@ -172,9 +174,18 @@ func TestKill9ResumeNginx(t *testing.T) {
 	if err := srv.Stop(); err != nil {
 		t.Log(err)
 	}
-	extra := logLoss(t, "durl", nginxTransfers(t, srv, "/throttled/durl.bin"), durlSizes, size)
-	if extra > kills*lossPerKill {
-		t.Errorf("%d kills cost %s, more than %s (D5: at most 256 KiB per kill)", kills, kib(extra), kib(kills*lossPerKill))
+	// D5 is judged on what durl controls: bytes it had written that the
+	// rerun did not trust. What never reached the file is logged, not
+	// judged: besides durl's read buffer (TestKill9ResumeFaultServer
+	// judges that), it holds what nginx counts as sent after the kill.
+	// nginx notices a dead client only on its next write, and that write
+	// (up to 2 MiB) is sometimes counted whole: on a loaded machine, 2 MiB
+	// were counted for a kill at which the kernel showed nothing queued on
+	// the connection.
+	_, untrusted := logLoss(t, "durl", nginxTransfers(t, srv, "/throttled/durl.bin"), durlSizes, size)
+	if untrusted > kills*lossPerKill {
+		t.Errorf("after %d kills durl downloaded again %s it had written, more than %s (D5: at most 256 KiB per kill)",
+			kills, kib(untrusted), kib(kills*lossPerKill))
 	}
 	if curlErr != nil {
 		t.Logf("curl reference skipped: %v", curlErr)

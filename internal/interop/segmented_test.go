@@ -1,6 +1,7 @@
 package interop
 
 import (
+	"bytes"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/durl-dev/durl/durltest"
 	"github.com/durl-dev/durl/internal/progress"
 )
 
@@ -84,6 +86,53 @@ func killWhenWritten(t *testing.T, p *proc, state string, target int64, quiet ti
 
 // span is a byte range [from, to).
 type span struct{ from, to int64 }
+
+// writtenSpans returns the spans of file that hold want's bytes at the same
+// offsets: what a download had written when it was killed. The space it
+// had not written reads as zeros, which match want's zero bytes now and
+// then, so matching runs shorter than 64 bytes are left out.
+func writtenSpans(t *testing.T, file string, want []byte) []span {
+	t.Helper()
+	got, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = got[:min(len(got), len(want))]
+	var out []span
+	add := func(from, to int) {
+		if n := len(out); n > 0 && out[n-1].to == int64(from) {
+			out[n-1].to = int64(to)
+		} else {
+			out = append(out, span{int64(from), int64(to)})
+		}
+	}
+	const block = 4 << 10
+	for off := 0; off < len(got); off += block {
+		end := min(off+block, len(got))
+		if bytes.Equal(got[off:end], want[off:end]) {
+			add(off, end)
+			continue
+		}
+		for i := off; i < end; i++ {
+			if got[i] == want[i] {
+				add(i, i+1)
+			}
+		}
+	}
+	return slices.DeleteFunc(out, func(s span) bool { return s.to-s.from < 64 })
+}
+
+// askedSpans returns the bytes the 206 answers of ts were asked for.
+func askedSpans(ts []transfer, size int64) []span {
+	var out []span
+	for _, x := range ts {
+		if x.status == 206 {
+			from := rangeStart(x.rng)
+			out = append(out, span{from, from + asked(x.rng, size)})
+		}
+	}
+	return out
+}
 
 // union sorts and merges spans.
 func union(ss []span) []span {
@@ -169,13 +218,16 @@ func TestKill9Segmented(t *testing.T) {
 		return start(t, dir, durlBin, "--state", state, "get", "-x", strconv.Itoa(conns), "-o", dest, url)
 	}
 	began := time.Now()
+	content := durltest.Content(seed, size)
 	var recorded []int64 // what the progress record counted after each kill
+	var written [][]span // what the partial file held after each kill
 	var runEnds []int    // log entries for uri after each kill: where each run ends
 	var prev int64
 	for _, target := range targets {
 		p := get()
 		prev = killWhenWritten(t, p, state, max(target, prev+gap), quiet)
 		recorded = append(recorded, prev)
+		written = append(written, writtenSpans(t, dest+partSuffix, content))
 		// Every aborted request is logged once nginx has closed it.
 		if err := srv.WaitIdle(5 * time.Second); err != nil {
 			t.Fatal(err)
@@ -230,15 +282,20 @@ func TestKill9Segmented(t *testing.T) {
 		t.Errorf("the first kill cut %d requests short, want at least 3 in flight at once: %+v", cut, runs[0])
 	}
 
-	// D5: at most 256 KiB per connection per kill.
+	// D5, at most 256 KiB per connection per kill, is judged on what durl
+	// controls: bytes it had written that the next run asked for again.
+	// What was sent again in all is logged, not judged: it also holds what
+	// never reached durl, such as what nginx counts as sent after the kill
+	// (see TestKill9ResumeNginx).
 	var total int64
 	for _, x := range ts {
 		total += x.sent
 	}
 	extra := total - size
-	var resent, unrecorded []int64
+	var resent, unrecorded, untrusted []int64
 	before := int64(0)
 	for k := 0; k < kills; k++ {
+		untrusted = append(untrusted, overlapBytes(written[k], union(askedSpans(runs[k+1], size))))
 		var later []transfer
 		for _, run := range runs[k+1:] {
 			later = append(later, run...)
@@ -253,10 +310,13 @@ func TestKill9Segmented(t *testing.T) {
 	}
 	t.Logf("%d body bytes sent for a %d-byte file: %s sent again over %d kills, %s per kill (%s per kill and connection)",
 		total, size, kib(extra), kills, kib(extra/kills), kib(extra/kills/conns))
-	t.Logf("per kill: sent again %s; sent but not counted by the record %s", kibs(resent), kibs(unrecorded))
-	if limit := int64(kills * conns * lossPerKill); extra > limit {
-		t.Errorf("%d kills with %d connections cost %s, more than %s (D5: at most 256 KiB per connection per kill)",
-			kills, conns, kib(extra), kib(limit))
+	t.Logf("per kill: sent again %s; sent but not counted by the record %s; written but asked for again %s",
+		kibs(resent), kibs(unrecorded), kibs(untrusted))
+	for k, n := range untrusted {
+		if limit := int64(conns * lossPerKill); n > limit {
+			t.Errorf("after kill %d durl asked again for %s it had written, more than %s (D5: at most 256 KiB per connection)",
+				k+1, kib(n), kib(limit))
+		}
 	}
 }
 
