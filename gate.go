@@ -1,6 +1,7 @@
 package durl
 
 import (
+	"container/heap"
 	"context"
 	"sync"
 )
@@ -10,14 +11,19 @@ import (
 // came. The limit can change at any time: raising it lets waiters through
 // at once; lowering it lets none through until enough holders leave.
 type gate struct {
-	mu      sync.Mutex
-	limit   int
-	held    int
-	waiters []*gateWaiter // in the order they came
+	mu       sync.Mutex
+	limit    int
+	held     int
+	waiters  waitQueue
+	arrivals uint64 // numbers the waiters in the order they came
+	stale    bool   // a priority may have changed: read them all again
 }
 
 type gateWaiter struct {
 	priority func() int
+	rank     int           // priority() when the queue was last ordered
+	arrival  uint64        // the order it came in
+	index    int           // its place in the queue's heap
 	ready    chan struct{} // closed when let through
 	through  bool
 }
@@ -25,8 +31,8 @@ type gateWaiter struct {
 func newGate(limit int) *gate { return &gate{limit: limit} }
 
 // acquire waits until the gate lets the caller through or ctx is done. The
-// caller must release what it acquired. priority is read each time the gate
-// chooses, so a changed priority counts at once.
+// caller must release what it acquired. priority is read when the caller
+// starts waiting and again after each reorder.
 func (g *gate) acquire(ctx context.Context, priority func() int) error {
 	g.mu.Lock()
 	if len(g.waiters) == 0 && g.freeLocked() {
@@ -34,8 +40,9 @@ func (g *gate) acquire(ctx context.Context, priority func() int) error {
 		g.mu.Unlock()
 		return nil
 	}
-	w := &gateWaiter{priority: priority, ready: make(chan struct{})}
-	g.waiters = append(g.waiters, w)
+	w := &gateWaiter{priority: priority, rank: priority(), arrival: g.arrivals, ready: make(chan struct{})}
+	g.arrivals++
+	heap.Push(&g.waiters, w)
 	g.mu.Unlock()
 
 	select {
@@ -48,7 +55,7 @@ func (g *gate) acquire(ctx context.Context, priority func() int) error {
 			g.held--
 			g.admitLocked()
 		} else {
-			g.removeLocked(w)
+			heap.Remove(&g.waiters, w.index)
 		}
 		return context.Cause(ctx)
 	}
@@ -70,6 +77,14 @@ func (g *gate) setLimit(n int) {
 	g.admitLocked()
 }
 
+// reorder makes the gate read every waiter's priority again before it next
+// chooses: a waiter's priority changed.
+func (g *gate) reorder() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.stale = true
+}
+
 // hasRoom reports whether acquire would let a caller through at once.
 func (g *gate) hasRoom() bool {
 	g.mu.Lock()
@@ -86,29 +101,50 @@ func (g *gate) waiting() int {
 
 func (g *gate) freeLocked() bool { return g.limit <= 0 || g.held < g.limit }
 
-// admitLocked lets the best waiters through while there is room. A linear
-// scan keeps priorities live; even 10,000 waiters cost microseconds.
+// admitLocked lets the best waiters through while there is room.
 func (g *gate) admitLocked() {
-	for len(g.waiters) > 0 && g.freeLocked() {
-		best, bestPriority := 0, g.waiters[0].priority()
-		for i, w := range g.waiters[1:] {
-			if p := w.priority(); p > bestPriority {
-				best, bestPriority = i+1, p
-			}
+	if g.stale && len(g.waiters) > 0 {
+		for _, w := range g.waiters {
+			w.rank = w.priority()
 		}
-		w := g.waiters[best]
-		g.removeLocked(w)
+		heap.Init(&g.waiters)
+	}
+	g.stale = false
+	for len(g.waiters) > 0 && g.freeLocked() {
+		w := heap.Pop(&g.waiters).(*gateWaiter)
 		w.through = true
 		g.held++
 		close(w.ready)
 	}
 }
 
-func (g *gate) removeLocked(w *gateWaiter) {
-	for i, o := range g.waiters {
-		if o == w {
-			g.waiters = append(g.waiters[:i], g.waiters[i+1:]...)
-			return
-		}
+// waitQueue is a heap of waiters: highest rank first, then first come.
+type waitQueue []*gateWaiter
+
+func (q waitQueue) Len() int { return len(q) }
+
+func (q waitQueue) Less(i, j int) bool {
+	if q[i].rank != q[j].rank {
+		return q[i].rank > q[j].rank
 	}
+	return q[i].arrival < q[j].arrival
+}
+
+func (q waitQueue) Swap(i, j int) {
+	q[i], q[j] = q[j], q[i]
+	q[i].index, q[j].index = i, j
+}
+
+func (q *waitQueue) Push(x any) {
+	w := x.(*gateWaiter)
+	w.index = len(*q)
+	*q = append(*q, w)
+}
+
+func (q *waitQueue) Pop() any {
+	old := *q
+	w := old[len(old)-1]
+	old[len(old)-1] = nil
+	*q = old[:len(old)-1]
+	return w
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,12 +22,23 @@ func TestGateOrder(t *testing.T) {
 	var mu sync.Mutex
 	var order []int
 	var wg sync.WaitGroup
-	priorities := []int{1, 5, 3, 5}
-	for i, p := range priorities {
+	priorities := make([]atomic.Int64, 6)
+	for i, p := range []int64{1, 5, 3, 5, 0, 2} {
+		priorities[i].Store(p)
+	}
+	// Waiter 5 gives up while waiting.
+	ctx5, cancel5 := context.WithCancel(context.Background())
+	for i := range priorities {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			g.acquire(context.Background(), func() int { return p })
+			ctx := context.Background()
+			if i == 5 {
+				ctx = ctx5
+			}
+			if g.acquire(ctx, func() int { return int(priorities[i].Load()) }) != nil {
+				return
+			}
 			mu.Lock()
 			order = append(order, i)
 			mu.Unlock()
@@ -34,9 +46,13 @@ func TestGateOrder(t *testing.T) {
 		}()
 		waitUntil(t, func() bool { return g.waiting() == i+1 })
 	}
+	cancel5()
+	waitUntil(t, func() bool { return g.waiting() == 5 })
+	priorities[4].Store(4) // raised while waiting: counts once the gate reorders
+	g.reorder()
 	g.release()
 	wg.Wait()
-	want := []int{1, 3, 2, 0} // highest first; equal ones in arrival order
+	want := []int{1, 3, 4, 2, 0} // highest first; equal ones in arrival order
 	for i := range want {
 		if order[i] != want[i] {
 			t.Fatalf("let through in order %v, want %v", order, want)

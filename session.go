@@ -545,6 +545,17 @@ func (s *Session) forget(t *Task) {
 	}
 }
 
+// reorderQueues makes the session's queues read the priorities of the
+// tasks waiting in them again: one changed.
+func (s *Session) reorderQueues() {
+	s.active.reorder()
+	s.hostMu.Lock()
+	defer s.hostMu.Unlock()
+	for _, g := range s.hosts {
+		g.reorder()
+	}
+}
+
 // hostSlot waits for a free connection to host, under the limit
 // MaxConnsPerHost across all the session's tasks (the task's priority
 // decides who goes first), and returns the function that frees it.

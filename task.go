@@ -475,7 +475,10 @@ func (t *Task) RateLimit() int64 {
 // SetPriority changes the task's priority, at once for the queue, and
 // saves it in the task's record.
 func (t *Task) SetPriority(p int) error {
-	return t.changeSetting(func() { t.priority.Store(int64(p)) })
+	return t.changeSetting(func() {
+		t.priority.Store(int64(p))
+		t.s.reorderQueues()
+	})
 }
 
 // SetRateLimit changes the task's limit in bytes per second (0 removes
