@@ -326,8 +326,10 @@ func (b *bench) scenarioKillResume() section {
 		"holes nor space reserved but unwritten) passes %s of the size, "+
 		"and rerun with the same command after each kill. \"Sent twice\" is what nginx's access log says it sent "+
 		"(sum of $body_bytes_sent) minus the file size: it includes what was still in the kernel's socket buffers at "+
-		"a kill, never read by the tool, a cost that grows with the connections (durl runs with its defaults, here "+
-		"4 connections; the peers use 1). What durl itself had read but not recorded is measured by the kill -9 tests "+
+		"a kill, never read by the tool, and what nginx writes to a killed tool's socket before it notices the tool "+
+		"is gone (up to one 2 MiB `sendfile` chunk), costs that grow with the connections (durl runs with its "+
+		"defaults, here 4 connections; the peers use 1). What durl itself had written and fetched again is measured "+
+		"by the kill -9 tests "+
 		"of `internal/interop` (at most 256 KiB a connection, D5). One run per tool; the tools run at the same time, "+
 		"each on its own throttled connection(s).", sizeStr(size), b.cfg.rate, strings.Join(moments, ", "))
 	t := table{header: []string{"tool", "killed at", "attempts", "last exit", "right file", "server sent MiB", "sent twice MiB", "total s", "CPU s", "peak RSS MiB"}}
