@@ -395,15 +395,7 @@ func TestCheckpointsWhileRunning(t *testing.T) {
 	mem := memfs.New()
 	opts := crashOptions(srv)
 	opts.CheckpointInterval = 20 * time.Millisecond
-	s, err := open(context.Background(), opts, mem, bootA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	task, err := s.Start(Request{URL: srv.FileURL(), Dest: crashDest})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, task := startOn(t, mem, opts, srv)
 	// What a power loss would leave (bootB: the volatile slot is not
 	// trusted), read while the download goes on.
 	durable := func() int64 {

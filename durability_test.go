@@ -2,7 +2,6 @@ package durl
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"path/filepath"
 	"syscall"
@@ -110,16 +109,8 @@ func TestDiskFullAndIOErrors(t *testing.T) {
 	defer srv.Close()
 
 	quota := errfs.WithQuota(memfs.New(), 1*mib)
-	s, err := open(context.Background(), crashOptions(srv), quota, bootA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	task, err := s.Start(Request{URL: srv.FileURL(), Dest: crashDest})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = wait(t, task)
+	s, task := startOn(t, quota, crashOptions(srv), srv)
+	err := wait(t, task)
 	var de *DiskError
 	var te *TaskError
 	if !errors.As(err, &de) || !errors.Is(err, syscall.ENOSPC) || !errors.As(err, &te) || te.ResumeData == nil {
@@ -141,12 +132,7 @@ func TestDiskFullAndIOErrors(t *testing.T) {
 	// at its free space instead, still before the first byte.
 	noFallocate := errfs.Wrap(errfs.WithQuota(memfs.New(), 1*mib),
 		errfs.FailOn(errfs.OpAllocate, PartialSuffix, errors.ErrUnsupported, 0))
-	s3, err := open(context.Background(), crashOptions(srv), noFallocate, bootA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s3.Close()
-	task, _ = s3.Start(Request{URL: srv.FileURL(), Dest: crashDest})
+	_, task = startOn(t, noFallocate, crashOptions(srv), srv)
 	if err := wait(t, task); !errors.As(err, &de) || !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("without fallocate: err = %v, want a DiskError for ENOSPC", err)
 	}
@@ -156,12 +142,7 @@ func TestDiskFullAndIOErrors(t *testing.T) {
 
 	// An EIO on the first sync of the partial file, then a repaired disk.
 	faulty := errfs.Wrap(memfs.New(), errfs.FailOn(errfs.OpSync, PartialSuffix, syscall.EIO, 0))
-	s2, err := open(context.Background(), crashOptions(srv), faulty, bootA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s2.Close()
-	task, _ = s2.Start(Request{URL: srv.FileURL(), Dest: crashDest})
+	s2, task := startOn(t, faulty, crashOptions(srv), srv)
 	if err := wait(t, task); !errors.Is(err, syscall.EIO) || !errors.As(err, &te) || te.ResumeData == nil {
 		t.Fatalf("err = %v, want EIO with resume data", err)
 	}
@@ -187,15 +168,7 @@ func TestLazyRecordCreateFails(t *testing.T) {
 	faulty := errfs.Wrap(mem, errfs.FailOn(errfs.OpOpen, taskSuffix, syscall.EIO, 0))
 	opts := crashOptions(srv)
 	opts.LazyRecords = true
-	s, err := open(context.Background(), opts, faulty, bootA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	task, err := s.Start(Request{URL: srv.FileURL(), Dest: crashDest})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, task := startOn(t, faulty, opts, srv)
 	var de *DiskError
 	if err := wait(t, task); !errors.As(err, &de) || !errors.Is(err, syscall.EIO) {
 		t.Fatalf("err = %v, want a DiskError for EIO", err)

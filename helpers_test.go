@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/durl-dev/durl/durltest"
+	"github.com/durl-dev/durl/internal/vfs"
 )
 
 // eventLog collects a session's events for assertions.
@@ -139,4 +140,20 @@ func (l *eventLog) of(id string) []Event {
 		}
 	}
 	return of
+}
+
+// startOn opens a session on fsys (in boot bootA) with opts, closed when
+// the test ends, and starts a download of srv's file to crashDest in it.
+func startOn(t *testing.T, fsys vfs.FS, opts Options, srv *durltest.Server) (*Session, *Task) {
+	t.Helper()
+	s, err := open(context.Background(), opts, fsys, bootA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	task, err := s.Start(Request{URL: srv.FileURL(), Dest: crashDest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, task
 }
