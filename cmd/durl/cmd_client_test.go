@@ -19,6 +19,7 @@ import (
 	"github.com/durl-dev/durl/client"
 	"github.com/durl-dev/durl/durltest"
 	"github.com/durl-dev/durl/internal/daemon/daemontest"
+	"github.com/durl-dev/durl/internal/vfs"
 )
 
 // syncBuffer is a bytes.Buffer safe for concurrent use.
@@ -68,6 +69,7 @@ func (r *clientRun) run(ctx context.Context, stateDir string, args ...string) in
 		getenv:   func(k string) string { return vars[k] },
 		getwd:    func() (string, error) { return cwd, nil },
 		terminal: r.terminal,
+		fs:       vfs.OS,
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

@@ -126,7 +126,7 @@ func (a *app) runGet(ctx context.Context, o *getOptions, args []string) error {
 		}
 		// Durable like the folders the library creates: a power loss must
 		// not take a new folder with the files finished in it.
-		fsys := vfs.OS
+		fsys := a.env.fs
 		if o.noSync {
 			fsys = vfs.NoSync(fsys)
 		}

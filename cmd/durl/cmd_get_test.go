@@ -8,16 +8,23 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/durl-dev/durl"
+	"github.com/durl-dev/durl/durltest"
+	"github.com/durl-dev/durl/internal/vfs"
+	"github.com/durl-dev/durl/internal/vfs/errfs"
 )
 
 // parseGet runs "durl get args..." up to flag parsing and returns the
@@ -266,5 +273,47 @@ func TestOutputMode(t *testing.T) {
 		if got := tt.o.outputMode(tt.terminal); got != tt.want {
 			t.Errorf("%+v terminal=%v: %v, want %v", tt.o, tt.terminal, got, tt.want)
 		}
+	}
+}
+
+// durl get -d makes the folders it creates durable, as the library does:
+// the parent of each new folder is synced, so that a power loss does not
+// take the folder with the files finished in it. --no-sync syncs nothing.
+func TestGetMakesNewFoldersDurable(t *testing.T) {
+	srv := durltest.NewServer(durltest.WithContent(1, 1000))
+	defer srv.Close()
+	for _, noSync := range []bool{false, true} {
+		t.Run(fmt.Sprintf("no-sync=%t", noSync), func(t *testing.T) {
+			root := t.TempDir()
+			e, _, stderr := testEnv("", root, map[string]string{"DURL_STATE": t.TempDir()})
+			var mu sync.Mutex
+			var synced []string
+			e.fs = errfs.Wrap(vfs.OS, func(op errfs.Op, path string) error {
+				if op == errfs.OpSyncDir {
+					mu.Lock()
+					synced = append(synced, path)
+					mu.Unlock()
+				}
+				return nil
+			})
+			args := []string{"get", "-q", "-d", filepath.Join("new", "sub"), srv.FileURL()}
+			if noSync {
+				args = append(args, "--no-sync")
+			}
+			if code := run(context.Background(), args, e); code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			if err := durltest.VerifyFile(filepath.Join(root, "new", "sub", path.Base(srv.FileURL())), 1, 1000); err != nil {
+				t.Fatal(err)
+			}
+			slices.Sort(synced)
+			want := []string{root, filepath.Join(root, "new")}
+			if noSync {
+				want = nil
+			}
+			if !slices.Equal(synced, want) {
+				t.Errorf("folders synced: %q, want %q", synced, want)
+			}
+		})
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/durl-dev/durl/api"
+	"github.com/durl-dev/durl/internal/vfs"
 )
 
 // serveDirs returns a state folder short enough for a Unix socket, and a
@@ -36,6 +37,7 @@ func startServe(t *testing.T, state string, args ...string) (stop func() int, st
 		stderr: stderr,
 		getenv: func(string) string { return "" },
 		getwd:  func() (string, error) { return state, nil },
+		fs:     vfs.OS,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/durl-dev/durl/internal/vfs"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
@@ -50,7 +51,8 @@ type env struct {
 	stderr   io.Writer
 	getenv   func(string) string
 	getwd    func() (string, error)
-	terminal bool // stderr is a terminal: draw progress bars
+	terminal bool   // stderr is a terminal: draw progress bars
+	fs       vfs.FS // where the CLI creates folders (the library's session uses the OS)
 }
 
 // newEnv returns the process's real environment.
@@ -62,6 +64,7 @@ func newEnv() *env {
 		getenv:   os.Getenv,
 		getwd:    os.Getwd,
 		terminal: term.IsTerminal(int(os.Stderr.Fd())) && os.Getenv("TERM") != "dumb",
+		fs:       vfs.OS,
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/durl-dev/durl"
+	"github.com/durl-dev/durl/internal/vfs"
 )
 
 // testEnv returns an env with the given stdin, capturing stdout and stderr,
@@ -27,6 +28,7 @@ func testEnv(stdin string, cwd string, vars map[string]string) (*env, *bytes.Buf
 		stderr: &stderr,
 		getenv: func(k string) string { return vars[k] },
 		getwd:  func() (string, error) { return cwd, nil },
+		fs:     vfs.OS,
 	}, &stdout, &stderr
 }
 
