@@ -138,15 +138,12 @@ func (d *download) checkpoint() error {
 	if d.part == nil {
 		return nil // nothing written yet
 	}
-	// The record goes first; the sync of the progress record carries it.
-	if err := d.saveDeferred(); err != nil {
-		return err
-	}
-	pf, err := d.progressFile()
+	// The task's record goes first; the sync of the progress record
+	// carries it.
+	pf, snap, err := d.progressToWrite()
 	if err != nil {
 		return err
 	}
-	snap := d.snapshot(pf)
 	if err := d.part.Sync(); err != nil {
 		return diskError("sync", d.part.Name(), err)
 	}

@@ -523,6 +523,20 @@ func (d *download) wait(ctx context.Context, n int) error {
 	return nil
 }
 
+// progressToWrite returns the progress file and a snapshot of the progress
+// to write to it, after writing the task's record if reset left it
+// unwritten: a progress record counts on it.
+func (d *download) progressToWrite() (*progress.File, progress.Record, error) {
+	if err := d.saveDeferred(); err != nil {
+		return nil, progress.Record{}, err
+	}
+	pf, err := d.progressFile()
+	if err != nil {
+		return nil, progress.Record{}, err
+	}
+	return pf, d.snapshot(pf), nil
+}
+
 // snapshot returns a copy of the progress, with the hash state, to write
 // to pf. It is stamped while d.mu is held: of two records, the one that
 // counts more is stamped later (see progress.File.Stamp).

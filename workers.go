@@ -545,14 +545,11 @@ func (d *download) copySegment(ctx context.Context, body io.Reader, idx int, pos
 // recordVolatile writes the progress record's volatile slot: what every
 // connection has written so far (D5). The task's record goes first.
 func (d *download) recordVolatile() error {
-	if err := d.saveDeferred(); err != nil {
-		return err
-	}
-	pf, err := d.progressFile()
+	pf, snap, err := d.progressToWrite()
 	if err != nil {
 		return err
 	}
-	if err := pf.WriteVolatile(d.snapshot(pf)); err != nil {
+	if err := pf.WriteVolatile(snap); err != nil {
 		return diskError("write progress", d.s.taskPath(d.rec.ID), err)
 	}
 	return nil
