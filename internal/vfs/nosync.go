@@ -2,7 +2,7 @@ package vfs
 
 import "os"
 
-// NoSync wraps fsys so that Sync and SyncDir do nothing: what is written is
+// NoSync wraps fsys so that Sync, SyncDir and SyncFileSystem do nothing: what is written is
 // then only as safe as the page cache. durl uses it when syncing is turned
 // off for scratch data.
 func NoSync(fsys FS) FS { return noSyncFS{fsys} }
@@ -17,7 +17,8 @@ func (n noSyncFS) OpenFile(name string, flag int, perm os.FileMode) (File, error
 	return noSyncFile{f}, nil
 }
 
-func (noSyncFS) SyncDir(string) error { return nil }
+func (noSyncFS) SyncDir(string) error        { return nil }
+func (noSyncFS) SyncFileSystem(string) error { return nil }
 
 type noSyncFile struct{ File }
 

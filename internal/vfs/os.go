@@ -2,6 +2,7 @@ package vfs
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"sort"
 
@@ -66,6 +67,51 @@ func (osFS) SyncDir(name string) error {
 	return err
 }
 
+// SyncFileSystem runs syncfs(2) on the file system holding dir, where
+// canSyncFileSystem says syncfs is a full sync.
+func (osFS) SyncFileSystem(dir string) error {
+	d, err := openFile(dir, os.O_RDONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	var st unix.Statfs_t
+	if err := ignoreEINTR(func() error { return unix.Fstatfs(int(d.Fd()), &st) }); err != nil {
+		return &os.PathError{Op: "statfs", Path: dir, Err: err}
+	}
+	if !canSyncFileSystem(st.Type) {
+		return errors.ErrUnsupported
+	}
+	if err := ignoreEINTR(func() error { return unix.Syncfs(int(d.Fd())) }); err != nil {
+		return &os.PathError{Op: "syncfs", Path: dir, Err: err}
+	}
+	return nil
+}
+
+// fullSyncFS are the file systems whose syncfs writes and waits for every
+// file's data and metadata and then flushes the disk's cache: ext4 (and
+// ext2/3 through its driver), XFS, Btrfs. Elsewhere (FUSE, network file
+// systems) syncfs may do less than fsync of each file would.
+var fullSyncFS = map[int64]bool{0xEF53: true, 0x58465342: true, 0x9123683E: true}
+
+// canSyncFileSystem reports whether syncfs on a file system of type fsType
+// is a full sync that reports write errors: one of fullSyncFS on Linux
+// 5.8 or later (before 5.8 syncfs did not report write errors).
+func canSyncFileSystem(fsType int64) bool {
+	return fullSyncFS[fsType] && kernelAtLeast(5, 8)
+}
+
+// kernelAtLeast reports whether the running kernel's version is at least
+// major.minor.
+var kernelAtLeast = func() func(major, minor int) bool {
+	var uts unix.Utsname
+	var maj, min int
+	if unix.Uname(&uts) == nil {
+		fmt.Sscanf(unix.ByteSliceToString(uts.Release[:]), "%d.%d", &maj, &min)
+	}
+	return func(major, minor int) bool { return maj > major || maj == major && min >= minor }
+}()
+
 func (osFS) Available(dir string) (int64, error) {
 	var st unix.Statfs_t
 	if err := ignoreEINTR(func() error { return unix.Statfs(dir, &st) }); err != nil {
@@ -78,6 +124,15 @@ type osFile struct{ *os.File }
 
 func (f osFile) Sync() error {
 	return ignoreEINTR(func() error { return unix.Fdatasync(int(f.Fd())) })
+}
+
+// WriteError is sync_file_range with SYNC_FILE_RANGE_WAIT_AFTER over the
+// whole file: it waits for writeback under way and reports the file's
+// write error (errseq) without starting any write.
+func (f osFile) WriteError() error {
+	return ignoreEINTR(func() error {
+		return unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WAIT_AFTER)
+	})
 }
 
 func (f osFile) Allocate(size int64) error {

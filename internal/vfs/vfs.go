@@ -32,6 +32,12 @@ type FS interface {
 	// SyncDir makes the folder's entries (creations, renames, removals)
 	// durable, like fsync on the folder.
 	SyncDir(name string) error
+	// SyncFileSystem makes everything written to the file system that
+	// holds the folder dir durable, data and folders of every file, in
+	// one sweep (syncfs). It returns errors.ErrUnsupported where it cannot
+	// promise that. Its error may come from any file on the file system;
+	// a file learns of its own with File.WriteError.
+	SyncFileSystem(dir string) error
 	// Available returns how many bytes an unprivileged writer may still
 	// write to the file system that holds the folder dir, like statfs's
 	// f_bavail, or errors.ErrUnsupported where that is unknown.
@@ -52,6 +58,11 @@ type File interface {
 	Stat() (os.FileInfo, error)
 	// Sync makes the file's data durable (fdatasync).
 	Sync() error
+	// WriteError waits for writes of the file's data to disk already under
+	// way, starting none, and reports an error of writing its data since
+	// the file was opened (or the error was last reported): after
+	// FS.SyncFileSystem, whether this file's data made it.
+	WriteError() error
 	// Truncate changes the file's size.
 	Truncate(size int64) error
 	// Allocate reserves space for the first size bytes without changing

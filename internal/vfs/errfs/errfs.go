@@ -43,12 +43,14 @@ const (
 	OpClose                    // File.Close
 	OpLock                     // File.Lock
 	OpStartWriteback           // File.StartWriteback
+	OpSyncFileSystem           // FS.SyncFileSystem
+	OpWriteError               // File.WriteError
 	// OpAny is not an operation: given to FailOn, it matches every one.
 	OpAny Op = -1
 )
 
 var opNames = [...]string{"open", "write", "read", "sync", "truncate", "allocate", "rename",
-	"remove", "mkdir", "stat", "readdir", "syncdir", "close", "lock", "writeback"}
+	"remove", "mkdir", "stat", "readdir", "syncdir", "close", "lock", "writeback", "syncfs", "writeerror"}
 
 func (o Op) String() string {
 	if o == OpAny {
@@ -211,6 +213,13 @@ func (f *FS) SyncDir(name string) error {
 	return f.inner.SyncDir(name)
 }
 
+func (f *FS) SyncFileSystem(dir string) error {
+	if err := f.inject(OpSyncFileSystem, dir); err != nil {
+		return err
+	}
+	return f.inner.SyncFileSystem(dir)
+}
+
 // errFile is a File of an FS; the embedded File supplies Name.
 type errFile struct {
 	vfs.File
@@ -259,6 +268,13 @@ func (f *errFile) Sync() error {
 		return err
 	}
 	return f.File.Sync()
+}
+
+func (f *errFile) WriteError() error {
+	if err := f.inject(OpWriteError); err != nil {
+		return err
+	}
+	return f.File.WriteError()
 }
 
 func (f *errFile) Truncate(size int64) error {

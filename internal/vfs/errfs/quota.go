@@ -150,6 +150,7 @@ func (q *QuotaFS) MkdirAll(path string, perm os.FileMode) error {
 func (q *QuotaFS) Stat(name string) (os.FileInfo, error) { return q.inner.Stat(name) }
 func (q *QuotaFS) ReadDir(name string) ([]string, error) { return q.inner.ReadDir(name) }
 func (q *QuotaFS) SyncDir(name string) error             { return q.inner.SyncDir(name) }
+func (q *QuotaFS) SyncFileSystem(dir string) error       { return q.inner.SyncFileSystem(dir) }
 
 // Available is what the quota leaves, or the inner FS's room if that is
 // less.

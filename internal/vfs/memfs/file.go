@@ -208,6 +208,14 @@ func (f *File) StartWriteback(off, n int64) error {
 	return f.begin("sync_file_range", false, false)
 }
 
+// WriteError reports no error (a memfs write cannot fail after it
+// returned) and is not an operation.
+func (f *File) WriteError() error {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	return f.begin("sync_file_range", false, false)
+}
+
 // Lock takes the inode's exclusive lock for f, returning vfs.ErrLocked if
 // another File holds it. Locking twice through one File succeeds. Locking is
 // not an operation.

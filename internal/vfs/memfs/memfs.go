@@ -19,8 +19,9 @@
 //     the destination synced both names survive, as hard links of one inode.
 //   - A folder made by MkdirAll is itself an entry of its parent: until the
 //     parent is synced, power loss takes the folder and everything under it.
-//   - Allocate records the reservation and changes no content. StartWriteback
-//     does nothing.
+//   - SyncFileSystem syncs every file and folder. Allocate records the
+//     reservation and changes no content. StartWriteback does nothing, and
+//     WriteError reports no error.
 //
 // Crash(ProcessKill) keeps the current namespace and current contents (the
 // page cache outlives the process) and also carries the durable state over
@@ -33,7 +34,7 @@
 // These are the mutating operations, each counted once when it succeeds:
 // OpenFile that creates or truncates a file, Write and WriteAt (each call),
 // Truncate, Sync, Allocate, Rename, Remove, MkdirAll that creates anything,
-// SyncDir. Ops reports how many have succeeded since New; CrashAfter(k)
+// SyncDir, SyncFileSystem. Ops reports how many have succeeded since New; CrashAfter(k)
 // crashes the FS just after k more have succeeded, so the (k+1)-th fails
 // with ErrCrashed, as does every operation after it, mutating or not, on
 // the FS and its open files. A crashed FS stays crashed; Crash may be called
@@ -501,6 +502,29 @@ func (fsys *FS) SyncDir(name string) error {
 		return &fs.PathError{Op: "open", Path: name, Err: err}
 	}
 	n.sync()
+	fsys.done()
+	return nil
+}
+
+// SyncFileSystem makes everything durable, like SyncDir on every folder and
+// Sync on every file. It is one operation.
+func (fsys *FS) SyncFileSystem(dir string) error {
+	fsys.mu.Lock()
+	defer fsys.mu.Unlock()
+	if err := fsys.check("syncfs", dir); err != nil {
+		return err
+	}
+	if _, err := fsys.lookup(clean(dir)); err != nil {
+		return &fs.PathError{Op: "open", Path: dir, Err: err}
+	}
+	var syncAll func(n *inode)
+	syncAll = func(n *inode) {
+		n.sync()
+		for _, child := range n.children {
+			syncAll(child)
+		}
+	}
+	syncAll(fsys.root)
 	fsys.done()
 	return nil
 }

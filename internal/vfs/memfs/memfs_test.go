@@ -86,6 +86,24 @@ func TestSyncDirWithoutSync(t *testing.T) {
 	wantFile(t, fsys.Crash(memfs.PowerLoss), "/a", "")
 }
 
+// SyncFileSystem makes every file and folder durable, in one operation.
+func TestSyncFileSystem(t *testing.T) {
+	fsys := memfs.New()
+	must(t, fsys.MkdirAll("/d/e", 0o755))
+	writeFile(t, fsys, "/a", "data", false)
+	writeFile(t, fsys, "/d/e/b", "more", false)
+	must(t, fsys.Rename("/a", "/d/a"))
+	before := fsys.Ops()
+	must(t, fsys.SyncFileSystem("/d"))
+	if n := fsys.Ops() - before; n != 1 {
+		t.Errorf("SyncFileSystem counted as %d operations, want 1", n)
+	}
+	after := fsys.Crash(memfs.PowerLoss)
+	wantFile(t, after, "/a", "<none>")
+	wantFile(t, after, "/d/a", "data")
+	wantFile(t, after, "/d/e/b", "more")
+}
+
 func TestUnsyncedTail(t *testing.T) {
 	fsys := memfs.New()
 	writeFile(t, fsys, "/a", "synced", true)
