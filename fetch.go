@@ -102,6 +102,7 @@ type download struct {
 	deferred    bool        // rec has a generation not written yet (see reset)
 	newPartial  bool        // the partial file's name is not durable yet
 	mark        progressMark
+	leaveActive func() // gives the run's place among the active ones to the next
 }
 
 // run is one run of a task, from taking its locks to completion or error.
@@ -111,9 +112,10 @@ func (t *Task) run(ctx context.Context) (err error) {
 	if err := s.active.acquire(ctx, t.Priority); err != nil {
 		return err
 	}
-	defer s.active.release()
+	leaveActive := sync.OnceFunc(s.active.release)
+	defer leaveActive()
 	t.mu.Lock()
-	d := &download{t: t, s: s, rec: t.rec, conns: connections(t.rec)}
+	d := &download{t: t, s: s, rec: t.rec, conns: connections(t.rec), leaveActive: leaveActive}
 	d.rec.Mirrors = slices.Clone(t.rec.Mirrors) // the run changes its own copy
 	t.mu.Unlock()
 	defer d.close()
@@ -579,7 +581,7 @@ func (d *download) finalize() error {
 			return d.keepAside(got)
 		}
 	}
-	if err := d.part.Sync(); err != nil {
+	if err := d.s.syncData(d.part); err != nil {
 		return diskError("sync", d.part.Name(), err)
 	}
 	if !d.t.recorded() {

@@ -44,8 +44,8 @@ type Session struct {
 	hostMu sync.Mutex
 	hosts  map[string]*gate // connections per host, at most MaxConnsPerHost
 
-	dirMu      sync.Mutex
-	dirSyncers map[string]*dirSyncer // shared folder syncs, by folder
+	syncMu sync.Mutex
+	syncs  map[syncKey]*groupSync // group commits, by folder
 
 	mu          sync.Mutex
 	tasks       map[string]*Task

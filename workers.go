@@ -55,6 +55,9 @@ func splitMin(req storedRequest) int64 {
 func (d *download) transfer(ctx context.Context) error {
 	for {
 		if d.complete() {
+			// Making the file durable and moving it into place needs no
+			// network: the next task may start transferring meanwhile.
+			d.leaveActive()
 			return d.finalize()
 		}
 		err := d.round(ctx)

@@ -159,14 +159,18 @@ func download(ctx context.Context, opts durl.Options, reqs []durl.Request, r ren
 		}
 		return err
 	}
-	// -j workers, each starting the next download and waiting for it: only
+	// Workers, each starting the next download and waiting for it: only
 	// the downloads under way have a task, so a long list costs nothing
-	// until its turn (a rerun of the command starts the rest).
+	// until its turn (a rerun of the command starts the rest). There are
+	// four times as many as -j: the session transfers -j at once, and a
+	// download that is making its file durable leaves its place to the
+	// next (see Options.MaxActive), so that many files finishing together
+	// share their syncs.
 	results := make([]error, len(reqs))
 	ran := make([]bool, len(reqs))
 	next := make(chan int)
 	var wg sync.WaitGroup
-	for range max(opts.MaxActive, 1) {
+	for range 4 * max(opts.MaxActive, 1) {
 		wg.Go(func() {
 			for i := range next {
 				ran[i] = true

@@ -1,0 +1,330 @@
+package durl
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/durl-dev/durl/durltest"
+	"github.com/durl-dev/durl/internal/vfs"
+	"github.com/durl-dev/durl/internal/vfs/errfs"
+	"github.com/durl-dev/durl/internal/vfs/memfs"
+)
+
+// waiting returns how many callers wait for the round after the running
+// one.
+func (g *groupSync) waiting() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.next == nil {
+		return 0
+	}
+	return g.next.members
+}
+
+// pollUntil polls cond every millisecond until it holds, for at most 10 s.
+func pollUntil(cond func() bool) {
+	for range 10_000 {
+		if cond() {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A lone caller syncs alone; callers that come while a sync runs share the
+// next one, and each gets the error of the sync that covered it.
+func TestGroupSyncRounds(t *testing.T) {
+	var g groupSync
+	var alone, together atomic.Int32
+	ok := func() error { alone.Add(1); return nil }
+	if shared, err := g.sync(ok, nil); shared || err != nil || alone.Load() != 1 {
+		t.Fatalf("a lone caller: shared %t, err %v, %d syncs alone", shared, err, alone.Load())
+	}
+
+	// The first caller's sync blocks; three more come meanwhile.
+	release := make(chan struct{})
+	first := make(chan error, 1)
+	go func() {
+		_, err := g.sync(func() error { <-release; return nil }, nil)
+		first <- err
+	}()
+	waitUntil(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return g.running != nil })
+	errDisk := errors.New("disk error")
+	var wg sync.WaitGroup
+	results := make(chan error, 3)
+	for range 3 {
+		wg.Go(func() {
+			shared, err := g.sync(nil, func() error { together.Add(1); return errDisk })
+			if !shared {
+				err = fmt.Errorf("not shared: %v", err)
+			}
+			results <- err
+		})
+	}
+	waitUntil(t, func() bool { return g.waiting() == 3 })
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatalf("the first caller got %v, the error of a later sync", err)
+	}
+	wg.Wait()
+	close(results)
+	for err := range results {
+		if err != errDisk {
+			t.Errorf("a caller of the shared round got %v, want its error", err)
+		}
+	}
+	if together.Load() != 1 {
+		t.Errorf("the three callers ran %d shared syncs, want 1", together.Load())
+	}
+
+	// The next round is not told the failed round's error.
+	if _, err := g.sync(ok, nil); err != nil {
+		t.Errorf("a later round got %v", err)
+	}
+}
+
+// finishTogether is a workload of n small downloads from srv into /dl that
+// finish together: the first file's sync is held (inject blocks it) until
+// the n-1 others wait to share the next one.
+type finishTogether struct {
+	n    int
+	srv  *durltest.Server
+	opts Options
+	// fail, if set, decides the fate of the operations the hold lets run.
+	fail errfs.Injector
+
+	mu     sync.Mutex
+	s      *Session
+	held   bool
+	counts map[errfs.Op]int
+}
+
+func newFinishTogether(n int, srv *durltest.Server) *finishTogether {
+	opts := crashOptions(srv)
+	opts.CheckpointInterval = time.Hour // the files complete before any checkpoint
+	opts.LazyRecords = true             // as durl get runs them
+	return &finishTogether{n: n, srv: srv, opts: opts}
+}
+
+func (w *finishTogether) dest(i int) string { return fmt.Sprintf("/dl/f%d", i) }
+
+// inject holds the first sync of a partial file until the others wait for
+// the next round (or the file system crashed, or 10 s passed), counts the
+// operations on the partial files and passes them to w.fail.
+func (w *finishTogether) inject(mem *memfs.FS) errfs.Injector {
+	return func(op errfs.Op, path string) error {
+		if op != errfs.OpSyncFileSystem && !strings.HasSuffix(path, PartialSuffix) {
+			return nil
+		}
+		w.mu.Lock()
+		hold := op == errfs.OpSync && !w.held
+		w.held = w.held || hold
+		s := w.s
+		if w.counts == nil {
+			w.counts = map[errfs.Op]int{}
+		}
+		w.counts[op]++
+		fail := w.fail
+		w.mu.Unlock()
+		if hold {
+			g := s.syncGroup("/dl", true)
+			pollUntil(func() bool { return g.waiting() == w.n-1 || mem.Crashed() })
+		}
+		if fail != nil {
+			return fail(op, path)
+		}
+		return nil
+	}
+}
+
+// start opens a session on fsys and starts the n downloads.
+func (w *finishTogether) start(t *testing.T, fsys vfs.FS, boot [16]byte) (*Session, []*Task, error) {
+	s, err := open(context.Background(), w.opts, fsys, boot)
+	if err != nil {
+		return nil, nil, err
+	}
+	w.mu.Lock()
+	w.s, w.held, w.counts = s, false, nil
+	w.mu.Unlock()
+	var tasks []*Task
+	for i := range w.n {
+		task, err := s.Start(Request{URL: w.srv.FileURL(), Dest: w.dest(i)})
+		if err != nil {
+			s.Close()
+			return nil, nil, err
+		}
+		tasks = append(tasks, task)
+	}
+	return s, tasks, nil
+}
+
+func (w *finishTogether) count(op errfs.Op) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.counts[op]
+}
+
+// Files finishing together into one folder share one sync of the file
+// system, then each asks whether its own data made it (D3 without a sync
+// each); a file whose data did not make it fails with a DiskError and
+// stays out of place (D9); where the shared sync fails or is unsupported,
+// each file is synced by itself.
+func TestFilesFinishingTogetherShareASync(t *testing.T) {
+	const n, size = 4, 40 * kib
+	srv := durltest.NewServer(durltest.WithContent(21, size))
+	defer srv.Close()
+	want := durltest.Content(21, size)
+	// failFirst fails the first WriteError of a partial file: of a file
+	// that shared the sync (the first one synced alone does not ask).
+	var failedPath atomic.Value
+	failFirst := func(op errfs.Op, path string) error {
+		if op == errfs.OpWriteError && failedPath.CompareAndSwap(nil, path) {
+			return syscall.EIO
+		}
+		return nil
+	}
+	for _, c := range []struct {
+		name            string
+		fail            errfs.Injector
+		oneFails        bool // a download is told its data did not make it
+		syncfs, ownSync int  // the operations on the partial files
+		unsupported     bool // the shared sync is unsupported
+	}{
+		{"shared", nil, false, 1, 1, false},
+		{"one file's data did not make it", failFirst, true, 1, 1, false},
+		{"the shared sync failed", errfs.FailOn(errfs.OpSyncFileSystem, "", syscall.EIO, 0), false, 1, n, false},
+		{"the shared sync is unsupported", errfs.FailOn(errfs.OpSyncFileSystem, "", errors.ErrUnsupported, 0), false, 1, n, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			mem := memfs.New()
+			w := newFinishTogether(n, srv)
+			w.fail = c.fail
+			fsys := errfs.Wrap(mem, w.inject(mem))
+			s, tasks, err := w.start(t, fsys, bootA)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			errs := make([]error, n)
+			for i, task := range tasks {
+				errs[i] = wait(t, task)
+			}
+			failed := -1
+			for i := range n {
+				if c.oneFails && failedPath.Load() == partialPath(w.dest(i)) {
+					failed = i
+				}
+			}
+			if c.oneFails && failed < 0 {
+				t.Fatal("no download was told its data did not make it")
+			}
+			for i, err := range errs {
+				got, _ := mem.ReadFile(w.dest(i))
+				var de *DiskError
+				switch {
+				case i != failed && err != nil:
+					t.Errorf("download %d: %v", i, err)
+				case i != failed && !bytes.Equal(got, want):
+					t.Errorf("download %d completed with a wrong file (%d bytes)", i, len(got))
+				case i == failed && (!errors.As(err, &de) || !errors.Is(err, syscall.EIO)):
+					t.Errorf("download %d: err = %v, want a DiskError for EIO", i, err)
+				case i == failed && got != nil:
+					t.Errorf("download %d failed, yet its destination holds %d bytes", i, len(got))
+				}
+			}
+			if got := w.count(errfs.OpSyncFileSystem); got != c.syncfs {
+				t.Errorf("%d syncs of the file system, want %d", got, c.syncfs)
+			}
+			if got := w.count(errfs.OpSync); got != c.ownSync {
+				t.Errorf("%d syncs of a partial file, want %d", got, c.ownSync)
+			}
+			if got := s.syncGroup("/dl", true).perFile.Load(); got != c.unsupported {
+				t.Errorf("per-file syncs from now on: %t", got)
+			}
+			if failed < 0 {
+				return
+			}
+			w.fail = nil
+			if err := tasks[failed].Resume(); err != nil {
+				t.Fatal(err)
+			}
+			if err := wait(t, tasks[failed]); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := mem.ReadFile(w.dest(failed)); !bytes.Equal(got, want) {
+				t.Fatal("wrong file after the resume")
+			}
+		})
+	}
+}
+
+// TestCrashAtEveryWriteFinishingTogether crashes downloads that finish
+// together, sharing a sync of the file system, at every write operation,
+// as a kill and as a power loss: each destination holds nothing or the
+// whole right file (D3), and running them again completes them all.
+func TestCrashAtEveryWriteFinishingTogether(t *testing.T) {
+	const n, size = 3, 40 * kib
+	srv := durltest.NewServer(durltest.WithContent(22, size))
+	defer srv.Close()
+	want := durltest.Content(22, size)
+	w := newFinishTogether(n, srv)
+	run := func(fsys vfs.FS, boot [16]byte) error {
+		s, tasks, err := w.start(t, fsys, boot)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		for _, task := range tasks {
+			if err := wait(t, task); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	clean := memfs.New()
+	if err := run(errfs.Wrap(clean, w.inject(clean)), bootA); err != nil {
+		t.Fatal(err)
+	}
+	if w.count(errfs.OpSyncFileSystem) != 1 {
+		t.Fatalf("%d syncs of the file system in a clean run, want 1", w.count(errfs.OpSyncFileSystem))
+	}
+	total := clean.Ops()
+	for k := 0; k <= total+2; k++ {
+		mem := memfs.New()
+		mem.CrashAfter(k)
+		run(errfs.Wrap(mem, w.inject(mem)), bootA)
+		if !mem.Crashed() {
+			continue
+		}
+		for _, mode := range []memfs.CrashMode{memfs.ProcessKill, memfs.PowerLoss} {
+			t.Run(fmt.Sprintf("k=%d/%s", k, mode), func(t *testing.T) {
+				after := mem.Crash(mode)
+				for i := range n {
+					if got, err := after.ReadFile(w.dest(i)); err == nil && !bytes.Equal(got, want) {
+						t.Fatalf("D3: destination %d holds %d bytes that are not the file", i, len(got))
+					}
+				}
+				boot := bootA
+				if mode == memfs.PowerLoss {
+					boot = bootB
+				}
+				if err := run(after, boot); err != nil {
+					t.Fatalf("rerun: %v", err)
+				}
+				for i := range n {
+					if got, _ := after.ReadFile(w.dest(i)); !bytes.Equal(got, want) {
+						t.Fatalf("the rerun left a wrong file at destination %d", i)
+					}
+				}
+			})
+		}
+	}
+}
