@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // floorFlag runs the suite's own binary as scenario 6's floor instead of
@@ -14,10 +16,11 @@ const floorFlag = "durable-copies"
 
 // durableCopies copies every file of the folder src into the folder dst as
 // a durable downloader must finish each file, 16 at once: write
-// NAME.part, fsync it, rename it to NAME, fsync the folder (one fsync
-// serves the renames that wait for it together). It has no network, no
-// state and nothing to resume: what durable files cost on this disk at
-// the least.
+// NAME.part, flush it, rename it to NAME, flush the folder. The files that
+// wait together share their flushes, as durl's do: one syncfs for their
+// data (then each file's write error is read with sync_file_range), one
+// fsync of the folder for their renames. It has no network, no state and
+// nothing to resume: what durable files cost on this disk at the least.
 func durableCopies(src, dst string) error {
 	entries, err := os.ReadDir(src)
 	if err != nil {
@@ -26,11 +29,11 @@ func durableCopies(src, dst string) error {
 	names := make(chan string)
 	errs := make(chan error, 16)
 	var wg sync.WaitGroup
-	var folder groupSync
+	var data, folder groupSync
 	for range 16 {
 		wg.Go(func() {
 			for name := range names {
-				if err := durableCopy(filepath.Join(src, name), filepath.Join(dst, name), &folder); err != nil {
+				if err := durableCopy(filepath.Join(src, name), filepath.Join(dst, name), &data, &folder); err != nil {
 					errs <- err
 					return
 				}
@@ -57,7 +60,7 @@ func durableCopies(src, dst string) error {
 	}
 }
 
-func durableCopy(src, dst string, folder *groupSync) error {
+func durableCopy(src, dst string, data, folder *groupSync) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
@@ -69,7 +72,10 @@ func durableCopy(src, dst string, folder *groupSync) error {
 	}
 	_, err = io.Copy(out, in)
 	if err == nil {
-		err = out.Sync()
+		err = data.sync(func() error { return syncFileSystem(filepath.Dir(dst)) })
+	}
+	if err == nil {
+		err = unix.SyncFileRange(int(out.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WAIT_AFTER)
 	}
 	if cerr := out.Close(); err == nil {
 		err = cerr
@@ -78,12 +84,12 @@ func durableCopy(src, dst string, folder *groupSync) error {
 		err = os.Rename(dst+".part", dst)
 	}
 	if err == nil {
-		err = folder.sync(filepath.Dir(dst))
+		err = folder.sync(func() error { return syncFolder(filepath.Dir(dst)) })
 	}
 	return err
 }
 
-// groupSync fsyncs a folder for any number of callers at once: a caller
+// groupSync runs a sync for any number of callers at once: a caller
 // returns after a sync that began after its call.
 type groupSync struct {
 	mu            sync.Mutex
@@ -93,7 +99,7 @@ type groupSync struct {
 	err           error
 }
 
-func (g *groupSync) sync(dir string) error {
+func (g *groupSync) sync(syncFn func() error) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.cond == nil {
@@ -108,12 +114,24 @@ func (g *groupSync) sync(dir string) error {
 		g.busy = true
 		upTo := g.asked
 		g.mu.Unlock()
-		err := syncFolder(dir)
+		err := syncFn()
 		g.mu.Lock()
 		g.busy, g.synced, g.err = false, upTo, err
 		g.cond.Broadcast()
 	}
 	return g.err
+}
+
+func syncFileSystem(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := unix.Syncfs(int(d.Fd())); err != nil {
+		return fmt.Errorf("syncfs %s: %w", dir, err)
+	}
+	return nil
 }
 
 func syncFolder(dir string) error {

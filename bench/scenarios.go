@@ -769,11 +769,12 @@ func (b *bench) scenarioManyFiles() section {
 	}
 	sec.intro = fmt.Sprintf("%d files of %s from the plain location into one folder, names from the URLs. "+
 		"durl `-j 16`, aria2c `-j 16`, `wget -i` (one at a time, one kept-alive connection), "+
-		"`curl --parallel --parallel-max 16`. durl makes every file durable by default (its data fsynced before it "+
-		"is renamed into place, the folder fsynced after, one folder fsync shared by the files that finish together: "+
-		"D3); the peers sync nothing, so `durl --no-sync` is the like-for-like row. The floor row is what durable "+
-		"files cost this disk with no network at all: the suite itself copies the %d served files, 16 at once, each "+
-		"written, fsynced, renamed and its folder fsynced the same way. Every run writes into new folders, all "+
+		"`curl --parallel --parallel-max 16`. durl makes every file durable by default (its data flushed before it "+
+		"is renamed into place, the folder flushed after: D3); the files that finish together share their flushes "+
+		"(one `syncfs` for their data, one folder fsync for their renames; see docs/durability.md). The peers sync "+
+		"nothing, so `durl --no-sync` is the like-for-like row. The floor row is what durable files cost this disk "+
+		"with no network at all: the suite itself copies the %d served files, 16 at once, each written, flushed, "+
+		"renamed and its folder flushed the same way, sharing flushes as durl does. Every run writes into new folders, all "+
 		"removed at the end of the scenario (ext4 without a journal creates files several times slower for about "+
 		"30 s after many were deleted, which would slow whichever tool ran next); `sync` runs before each run.",
 		n, sizeStr(size), n)
