@@ -103,6 +103,7 @@ type download struct {
 	newPartial  bool        // the partial file's name is not durable yet
 	mark        progressMark
 	leaveActive func() // gives the run's place among the active ones to the next
+	leftActive  bool   // it did, before finishing (see leaveActiveEarly)
 }
 
 // run is one run of a task, from taking its locks to completion or error.
@@ -118,6 +119,11 @@ func (t *Task) run(ctx context.Context) (err error) {
 	d := &download{t: t, s: s, rec: t.rec, conns: connections(t.rec), leaveActive: leaveActive}
 	d.rec.Mirrors = slices.Clone(t.rec.Mirrors) // the run changes its own copy
 	t.mu.Unlock()
+	defer func() {
+		if d.leftActive {
+			s.finishing.Add(-1)
+		}
+	}()
 	defer d.close()
 	if err := t.lockTaskFile(); err != nil {
 		return err

@@ -328,3 +328,111 @@ func TestCrashAtEveryWriteFinishingTogether(t *testing.T) {
 		}
 	}
 }
+
+// A download whose bytes are all written leaves its place among the
+// MaxActive transfers while its file is flushed, so the next one transfers
+// meanwhile; at most MaxActive downloads finish so, the others keep their
+// place to the end.
+func TestFinishingLeavesItsPlace(t *testing.T) {
+	const size = 40 * kib
+	srv := durltest.NewServer(durltest.WithContent(23, size))
+	defer srv.Close()
+	opts := crashOptions(srv)
+	opts.CheckpointInterval = time.Hour
+	opts.LazyRecords = true
+	opts.MaxActive = 1
+	var s *Session
+	var tasks []*Task
+	var held atomic.Bool
+	queuedWhileHeld := make(chan int, 1)
+	hold := func(op errfs.Op, path string) error {
+		if op != errfs.OpSync || !strings.HasSuffix(path, PartialSuffix) || held.Swap(true) {
+			return nil
+		}
+		// The first file's flush: the next download transfers and
+		// waits for the next flush; it may not leave its place (one
+		// download finishes so at a time), so the last stays queued.
+		g := s.syncGroup("/dl", true)
+		pollUntil(func() bool { return g.waiting() == 1 })
+		queued := func() (n int) {
+			for _, task := range tasks {
+				if task.State() == Queued {
+					n++
+				}
+			}
+			return n
+		}
+		// Give a download wrongly let through the time to start.
+		for i := 0; i < 100 && queued() > 0; i++ {
+			time.Sleep(time.Millisecond)
+		}
+		queuedWhileHeld <- queued()
+		return nil
+	}
+	s, err := open(context.Background(), opts, errfs.Wrap(memfs.New(), hold), bootA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 3 {
+		task, err := s.Add(Request{URL: srv.FileURL(), Dest: fmt.Sprintf("/dl/f%d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tasks = append(tasks, task)
+	}
+	for _, task := range tasks {
+		if err := task.Resume(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, task := range tasks {
+		if err := wait(t, task); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if g := s.syncGroup("/dl", true); g.waiting() != 0 {
+		t.Fatal("callers left waiting")
+	}
+	select {
+	case queued := <-queuedWhileHeld:
+		if queued != 1 {
+			t.Errorf("while the first file was flushed, %d downloads were queued, want 1", queued)
+		}
+	default:
+		t.Fatal("the first file was never flushed by itself")
+	}
+}
+
+// A recorded download records its last bytes before it leaves its place to
+// finish: killed while its file is flushed, it is not downloaded again (D5).
+func TestFinishingRecordsItsLastBytes(t *testing.T) {
+	const size = 300 * kib
+	srv := durltest.NewServer(durltest.WithContent(11, size))
+	defer srv.Close()
+	opts := crashOptions(srv)
+	opts.CheckpointInterval = time.Hour
+	mem := memfs.New()
+	kill := func(op errfs.Op, path string) error {
+		if op == errfs.OpSync && strings.HasSuffix(path, PartialSuffix) {
+			mem.CrashAfter(0) // killed as the file is flushed
+			return memfs.ErrCrashed
+		}
+		return nil
+	}
+	runRequestOn(t, errfs.Wrap(mem, kill), bootA, opts, Request{URL: srv.FileURL(), Dest: crashDest})
+	if !mem.Crashed() {
+		t.Fatal("the download was never flushed")
+	}
+	after := mem.Crash(memfs.ProcessKill)
+	before := len(srv.Requests())
+	if err := runRequestOn(t, after, bootA, opts, Request{URL: srv.FileURL(), Dest: crashDest}); err != nil {
+		t.Fatal(err)
+	}
+	if again := bodyBytesSince(srv, before); again != 0 {
+		t.Errorf("%d bytes downloaded again after a kill during the flush, want 0", again)
+	}
+	if got, _ := after.ReadFile(crashDest); !bytes.Equal(got, durltest.Content(11, size)) {
+		t.Fatal("wrong file after the rerun")
+	}
+}

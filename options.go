@@ -47,13 +47,14 @@ type Options struct {
 	UserAgent string
 
 	// MaxActive is the number of tasks that transfer at once; more wait in
-	// state Queued. A task whose bytes are all written gives its place to
-	// the next while its file is made durable and moved into place, so
-	// many small files finishing together share their syncs. Zero means
-	// no limit. Each running task spends milliseconds in
-	// fsync now and then; on a machine with few cores, run the program with
-	// GOMAXPROCS of 8 or more so that those system calls do not hold up the
-	// network (the durl command does this).
+	// state Queued. Zero means no limit. A task whose bytes are all written
+	// may give its place to the next while its file is made durable and
+	// moved into place, so that small files finishing together share
+	// their syncs; at most MaxActive tasks finish so. Each running task
+	// spends milliseconds in fsync now and then; on a machine with few
+	// cores, run the program with GOMAXPROCS of 8 or more so that those
+	// system calls do not hold up the network (the durl command does
+	// this).
 	MaxActive int
 
 	// MaxConnsPerHost caps the connections to one host across all tasks.

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -39,7 +40,9 @@ type Session struct {
 	limitsMu sync.Mutex
 	limits   Limits
 	limiter  *rate.Limiter // all tasks together; rate.Inf: no limit
-	active   *gate         // tasks running at once, MaxActive
+	active   *gate         // tasks transferring at once, MaxActive
+
+	finishing atomic.Int32 // tasks that left active to finish (see leaveActiveEarly)
 
 	hostMu sync.Mutex
 	hosts  map[string]*gate // connections per host, at most MaxConnsPerHost

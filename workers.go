@@ -55,9 +55,9 @@ func splitMin(req storedRequest) int64 {
 func (d *download) transfer(ctx context.Context) error {
 	for {
 		if d.complete() {
-			// Making the file durable and moving it into place needs no
-			// network: the next task may start transferring meanwhile.
-			d.leaveActive()
+			if err := d.leaveActiveEarly(); err != nil {
+				return err
+			}
 			return d.finalize()
 		}
 		err := d.round(ctx)
@@ -73,6 +73,37 @@ func (d *download) transfer(ctx context.Context) error {
 			return errors.New("durl: internal error: every connection stopped before the file was complete")
 		}
 	}
+}
+
+// leaveActiveEarly gives the run's place among the active ones to the next
+// task before the complete file is flushed and moved into place, which
+// needs no network, so that files finishing together share their flushes.
+// It does so only when a kill meanwhile costs little (D5): a recorded task
+// first records its last bytes; a task without a record leaves only if its
+// file is at most recordStep. As many tasks may finish so as may transfer
+// (MaxActive, else 256), so that each place holds at most one finishing
+// download beside the one transferring; the others keep their place to the
+// end.
+func (d *download) leaveActiveEarly() error {
+	if !d.t.recorded() && d.prog.Total > recordStep {
+		return nil
+	}
+	if d.t.recorded() {
+		if err := d.recordVolatile(); err != nil {
+			return err
+		}
+	}
+	limit := int32(d.s.Limits().MaxActive)
+	if limit <= 0 {
+		limit = 256
+	}
+	if d.s.finishing.Add(1) > limit {
+		d.s.finishing.Add(-1)
+		return nil
+	}
+	d.leftActive = true // the run gives the finishing place back
+	d.leaveActive()
+	return nil
 }
 
 // complete reports whether every byte is on disk.
