@@ -78,20 +78,14 @@ func (d *download) transfer(ctx context.Context) error {
 // leaveActiveEarly gives the run's place among the active ones to the next
 // task before the complete file is flushed and moved into place, which
 // needs no network, so that files finishing together share their flushes.
-// It does so only when a kill meanwhile costs little (D5): a recorded task
-// first records its last bytes; a task without a record leaves only if its
-// file is at most recordStep. As many tasks may finish so as may transfer
-// (MaxActive, else 256), so that each place holds at most one finishing
-// download beside the one transferring; the others keep their place to the
-// end.
+// It does so only when a kill meanwhile costs little (D5): a task without a
+// record leaves only if its file is at most recordStep, and a recorded task
+// first records its last bytes. As many tasks may finish so as may
+// transfer (MaxActive, else 256): each place holds at most one finishing
+// download beside the one transferring. The others keep their place.
 func (d *download) leaveActiveEarly() error {
 	if !d.t.recorded() && d.prog.Total > recordStep {
 		return nil
-	}
-	if d.t.recorded() {
-		if err := d.recordVolatile(); err != nil {
-			return err
-		}
 	}
 	limit := int32(d.s.Limits().MaxActive)
 	if limit <= 0 {
@@ -102,6 +96,11 @@ func (d *download) leaveActiveEarly() error {
 		return nil
 	}
 	d.leftActive = true // the run gives the finishing place back
+	if d.t.recorded() {
+		if err := d.recordVolatile(); err != nil {
+			return err
+		}
+	}
 	d.leaveActive()
 	return nil
 }
