@@ -2,9 +2,9 @@ package vfs
 
 import "os"
 
-// NoSync wraps fsys so that Sync, SyncDir and SyncFileSystem do nothing: what is written is
-// then only as safe as the page cache. durl uses it when syncing is turned
-// off for scratch data.
+// NoSync wraps fsys so that Sync, SyncDir and SyncFileSystem do nothing
+// and WriteError reports nothing: what is written is then only as safe as
+// the page cache. durl uses it when syncing is turned off for scratch data.
 func NoSync(fsys FS) FS { return noSyncFS{fsys} }
 
 type noSyncFS struct{ FS }
@@ -22,4 +22,5 @@ func (noSyncFS) SyncFileSystem(string) error { return nil }
 
 type noSyncFile struct{ File }
 
-func (noSyncFile) Sync() error { return nil }
+func (noSyncFile) Sync() error       { return nil }
+func (noSyncFile) WriteError() error { return nil }

@@ -79,7 +79,7 @@ func (osFS) SyncFileSystem(dir string) error {
 	if err := ignoreEINTR(func() error { return unix.Fstatfs(int(d.Fd()), &st) }); err != nil {
 		return &os.PathError{Op: "statfs", Path: dir, Err: err}
 	}
-	if !canSyncFileSystem(st.Type) {
+	if !canSyncFileSystem(int64(st.Type)) {
 		return errors.ErrUnsupported
 	}
 	if err := ignoreEINTR(func() error { return unix.Syncfs(int(d.Fd())) }); err != nil {
@@ -117,7 +117,7 @@ func (osFS) Available(dir string) (int64, error) {
 	if err := ignoreEINTR(func() error { return unix.Statfs(dir, &st) }); err != nil {
 		return 0, &os.PathError{Op: "statfs", Path: dir, Err: err}
 	}
-	return int64(st.Bavail) * st.Bsize, nil
+	return int64(st.Bavail) * int64(st.Bsize), nil
 }
 
 type osFile struct{ *os.File }

@@ -37,7 +37,7 @@ func TestSyncFileSystem(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = OS.SyncFileSystem(dir)
-	if canSyncFileSystem(st.Type) {
+	if canSyncFileSystem(int64(st.Type)) {
 		if err != nil {
 			t.Fatalf("SyncFileSystem on a file system of type %#x: %v", st.Type, err)
 		}

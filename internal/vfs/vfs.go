@@ -33,8 +33,8 @@ type FS interface {
 	// durable, like fsync on the folder.
 	SyncDir(name string) error
 	// SyncFileSystem makes everything written to the file system that
-	// holds the folder dir durable, data and folders of every file, in
-	// one sweep (syncfs). It returns errors.ErrUnsupported where it cannot
+	// holds the folder dir durable, every file's data and every folder's
+	// entries, in one sweep (syncfs). It returns errors.ErrUnsupported where it cannot
 	// promise that. Its error may come from any file on the file system;
 	// a file learns of its own with File.WriteError.
 	SyncFileSystem(dir string) error
