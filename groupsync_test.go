@@ -29,14 +29,17 @@ func (g *groupSync) waiting() int {
 	return g.next.members
 }
 
-// pollUntil polls cond every millisecond until it holds, for at most 10 s.
-func pollUntil(cond func() bool) {
+// pollUntil polls cond every millisecond until it holds, for at most 10 s,
+// and reports whether it held. Unlike waitUntil it may run on any
+// goroutine.
+func pollUntil(cond func() bool) bool {
 	for range 10_000 {
 		if cond() {
-			return
+			return true
 		}
 		time.Sleep(time.Millisecond)
 	}
+	return cond()
 }
 
 // A lone caller syncs alone; callers that come while a sync runs share the
@@ -108,10 +111,17 @@ type finishTogether struct {
 }
 
 func newFinishTogether(n int, srv *durltest.Server) *finishTogether {
+	return &finishTogether{n: n, srv: srv, opts: smallFileOptions(srv)}
+}
+
+// smallFileOptions are the options of durl get's small files: no record
+// until there is progress worth keeping, and no checkpoint before they
+// complete.
+func smallFileOptions(srv *durltest.Server) Options {
 	opts := crashOptions(srv)
-	opts.CheckpointInterval = time.Hour // the files complete before any checkpoint
-	opts.LazyRecords = true             // as durl get runs them
-	return &finishTogether{n: n, srv: srv, opts: opts}
+	opts.CheckpointInterval = time.Hour
+	opts.LazyRecords = true
+	return opts
 }
 
 func (w *finishTogether) dest(i int) string { return fmt.Sprintf("/dl/f%d", i) }
@@ -337,9 +347,7 @@ func TestFinishingLeavesItsPlace(t *testing.T) {
 	const size = 40 * kib
 	srv := durltest.NewServer(durltest.WithContent(23, size))
 	defer srv.Close()
-	opts := crashOptions(srv)
-	opts.CheckpointInterval = time.Hour
-	opts.LazyRecords = true
+	opts := smallFileOptions(srv)
 	opts.MaxActive = 1
 	var s *Session
 	var tasks []*Task

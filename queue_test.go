@@ -336,12 +336,8 @@ func TestAllowedDirs(t *testing.T) {
 // waitUntil waits (at most 10 s) until cond holds.
 func waitUntil(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 10 s")
-		}
-		time.Sleep(2 * time.Millisecond)
+	if !pollUntil(cond) {
+		t.Fatal("condition not met in 10 s")
 	}
 }
 
