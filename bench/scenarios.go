@@ -11,6 +11,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/durl-dev/durl/internal/nginxtest"
+	"github.com/durl-dev/durl/internal/spans"
 )
 
 // rowStats is what the timed scenarios keep per row.
@@ -211,10 +214,11 @@ func mib(kib int64) string        { return fmt.Sprintf("%.1f", float64(kib)/1024
 // krResult is one tool's run through killResume.
 type krResult struct {
 	attempts  int
-	killedAt  []int64 // progress (bytes) when each kill happened
-	notKilled int     // kill moments the tool finished before
-	total     Run     // all attempts summed (time, CPU; peak RSS is the max)
-	final     Run     // the last attempt
+	killedAt  []int64     // progress (bytes) when each kill happened
+	notKilled int         // kill moments the tool finished before
+	total     Run         // all attempts summed (time, CPU; peak RSS is the max)
+	final     Run         // the last attempt
+	starts    []time.Time // when each attempt started
 }
 
 // killResume runs the row's command; attempt i (i < len(fractions)) is
@@ -230,6 +234,7 @@ func (b *bench) killResume(row single, url, dest, state string, size int64, frac
 			target := int64(fractions[i] * float64(size))
 			kill = func() bool { return progress(dest, state) >= target }
 		}
+		res.starts = append(res.starts, time.Now())
 		r := b.runSteps(row.cmd(dest, url, state), timeout, kill)
 		res.attempts++
 		res.total.add(r)
@@ -324,24 +329,26 @@ func (b *bench) scenarioKillResume() section {
 	sec.intro = fmt.Sprintf("One %s file from the throttled location (%s per connection). Each tool is SIGKILLed when its "+
 		"file (the destination, `<dest>*` beside it, or its state folder; whichever holds most data, counting neither "+
 		"holes nor space reserved but unwritten) passes %s of the size, "+
-		"and rerun with the same command after each kill. \"Sent twice\" is what nginx's access log says it sent "+
-		"(sum of $body_bytes_sent) minus the file size: it includes what was still in the kernel's socket buffers at "+
-		"a kill, never read by the tool, and what nginx writes to a killed tool's socket before it notices the tool "+
-		"is gone (up to one 2 MiB `sendfile` chunk), costs that grow with the connections (durl runs with its "+
-		"defaults, here 4 connections; the peers use 1). What durl itself had written and fetched again is measured "+
-		"by the kill -9 tests "+
-		"of `internal/interop` (at most 256 KiB a connection, D5). One run per tool; the tools run at the same time, "+
-		"each on its own throttled connection(s).", sizeStr(size), b.cfg.rate, strings.Join(moments, ", "))
-	t := table{header: []string{"tool", "killed at", "attempts", "last exit", "right file", "server sent MiB", "sent twice MiB", "total s", "CPU s", "peak RSS MiB"}}
+		"and rerun with the same command after each kill. \"Written, fetched again\" is the tool's own loss: the bytes "+
+		"its file held after a kill (read once the tool was dead, compared with the served file) that the server then "+
+		"sent again. D5 bounds it for durl at 256 KiB a connection per kill; durl runs with its defaults, here 4 "+
+		"connections, the peers with 1. \"Sent twice\" is what nginx's access log says it sent (sum of "+
+		"$body_bytes_sent) minus the file size: it adds what was still in the kernel's socket buffers at a kill, never "+
+		"read by the tool, and what nginx writes to a killed tool's socket before it notices the tool is gone (up to "+
+		"one 2 MiB `sendfile` chunk), costs that grow with the connections. One run per tool; the tools run at the "+
+		"same time, each on its own throttled connection(s).", sizeStr(size), b.cfg.rate, strings.Join(moments, ", "))
+	t := table{header: []string{"tool", "killed at", "attempts", "last exit", "right file", "server sent MiB",
+		"written, fetched again KiB", "sent twice MiB", "total s", "CPU s", "peak RSS MiB"}}
 	rows := b.resumeRows()
 	t.rows = make([][]string, len(rows))
 	for i, row := range rows {
 		t.rows[i] = []string{row.name, row.skip}
 	}
 	type result struct {
-		name  string
-		k     krResult
-		check string
+		name    string
+		k       krResult
+		check   string
+		written [][]spans.Span // what the tool's file held after each attempt but the last
 	}
 	res := make([]*result, len(rows))
 	b.parallel(rows, func(i int, row single) {
@@ -352,7 +359,9 @@ func (b *bench) scenarioKillResume() section {
 		}
 		out, state := b.freshDirs("s2")
 		dest := filepath.Join(out, name)
-		k := b.killResume(row, b.url("throttled", name), dest, state, size, fr, b.throttledTimeout(size, 1), nil)
+		var written [][]spans.Span
+		between := func(int) { written = append(written, b.writtenSpans(dest, state, f.path)) }
+		k := b.killResume(row, b.url("throttled", name), dest, state, size, fr, b.throttledTimeout(size, 1), between)
 		check := checkFile(dest, f.sha, size)
 		if !k.final.OK() && check == "" {
 			check = "right bytes but " + k.final.describe()
@@ -360,16 +369,39 @@ func (b *bench) scenarioKillResume() section {
 		b.clean(out, state)
 		b.logf("s2 %-16s killed at %s, %d attempts, %s, %s", row.name, killedAtStr(k, size), k.attempts,
 			k.final.describe(), okStr(check))
-		res[i] = &result{name, k, check}
+		res[i] = &result{name, k, check, written}
 	})
 	// The access log once every tool is done (AccessLog waits for idle).
+	entries, err := b.srv.AccessLog()
+	if err != nil {
+		b.fail("scenario 2", "access log: "+err.Error())
+	}
 	for i, row := range rows {
 		r := res[i]
 		if r == nil {
 			continue
 		}
 		os.Remove(filepath.Join(b.root, r.name))
-		sent := b.srv.BodyBytesSent("/" + r.name)
+		var sent int64
+		var bodies [][]spans.Span // per attempt
+		for _, e := range entries {
+			if !strings.HasSuffix(e.URI, "/"+r.name) {
+				continue
+			}
+			sent += e.BodyBytesSent
+			if a := attemptOf(e, r.k.starts); a >= 0 {
+				for len(bodies) <= a {
+					bodies = append(bodies, nil)
+				}
+				bodies[a] = append(bodies[a], e.Body())
+			}
+		}
+		var again int64
+		for a, held := range r.written {
+			if a+1 < len(bodies) {
+				again += spans.Overlap(held, bodies[a+1])
+			}
+		}
 		b.noteMem(row.tool, 2, r.k.total.MaxRSS)
 		right := "yes"
 		if r.check != "" {
@@ -380,13 +412,52 @@ func (b *bench) scenarioKillResume() section {
 				b.finding("scenario 2, "+row.name, r.check)
 			}
 		}
-		b.logf("s2 %-16s server sent %.1f MiB, %.1f MiB twice", row.name, float64(sent)/miB, float64(sent-size)/miB)
+		perAttempt := make([]int, len(bodies))
+		for a, bs := range bodies {
+			perAttempt[a] = len(bs)
+		}
+		b.logf("s2 %-16s server sent %.1f MiB (responses per attempt %v), %.1f MiB twice, %.1f KiB of them written before a kill",
+			row.name, float64(sent)/miB, perAttempt, float64(sent-size)/miB, float64(again)/1024)
 		t.rows[i] = []string{row.name, killedAtStr(r.k, size), fmt.Sprint(r.k.attempts), r.k.final.describe(), right,
-			fmt.Sprintf("%.1f", float64(sent)/miB), fmt.Sprintf("%.1f", float64(sent-size)/miB),
+			fmt.Sprintf("%.1f", float64(sent)/miB), fmt.Sprintf("%.0f", float64(again)/1024), fmt.Sprintf("%.1f", float64(sent-size)/miB),
 			secs(r.k.total.Wall), secs(r.k.total.CPU), mib(r.k.total.MaxRSS)}
 	}
 	sec.tables = append(sec.tables, t)
 	return sec
+}
+
+// writtenSpans returns what a download's file holds of the served file
+// want (see spans.Written), or nothing if it cannot be read.
+func (b *bench) writtenSpans(dest, state, want string) []spans.Span {
+	path, _ := dataFile(dest, state)
+	if path == "" {
+		return nil
+	}
+	w, err := os.Open(want)
+	if err != nil {
+		b.logf("written spans: %v", err)
+		return nil
+	}
+	defer w.Close()
+	written, err := spans.Written(path, w)
+	if err != nil {
+		b.logf("written spans: %v", err)
+	}
+	return written
+}
+
+// attemptOf returns which attempt (by their start times) sent the logged
+// response, -1 if it began before the first. nginx logs to the
+// millisecond, and a request begins well after its process does.
+func attemptOf(e nginxtest.LogEntry, starts []time.Time) int {
+	began := e.Start().Add(10 * time.Millisecond)
+	a := -1
+	for i, s := range starts {
+		if !s.After(began) {
+			a = i
+		}
+	}
+	return a
 }
 
 // ---- 3. Remote changed ----

@@ -309,18 +309,26 @@ func childEnv() []string {
 	return append(env, "LC_ALL=C", "NO_PROXY=*", "no_proxy=*")
 }
 
-// progress is how far a download has got: the largest of dest, files
-// named dest* beside it (partial files: .durl, .aria2, ...) and files in
-// the tool's state folder, each counted as min(size, bytes of data) so
-// that neither holes nor preallocated space count.
+// progress is how far a download has got: see dataFile.
 func progress(dest, stateDir string) int64 {
-	var best int64
-	consider := func(path string) {
+	_, n := dataFile(dest, stateDir)
+	return n
+}
+
+// dataFile returns the file a download writes its data to, and how much it
+// holds: the largest of dest, files named dest* beside it (partial files:
+// .durl-part, .aria2, ...) and files in the tool's state folder, each
+// counted as min(size, bytes of data) so that neither holes nor
+// preallocated space count. It returns "", 0 if there is none.
+func dataFile(dest, stateDir string) (path string, n int64) {
+	consider := func(p string) {
 		var st syscall.Stat_t
-		if syscall.Stat(path, &st) != nil || st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		if syscall.Stat(p, &st) != nil || st.Mode&syscall.S_IFMT != syscall.S_IFREG {
 			return
 		}
-		best = max(best, min(st.Size, dataBytes(path)))
+		if d := min(st.Size, dataBytes(p)); d > n || path == "" {
+			path, n = p, d
+		}
 	}
 	matches, _ := filepath.Glob(globEscape(dest) + "*")
 	for _, m := range matches {
@@ -334,7 +342,7 @@ func progress(dest, stateDir string) int64 {
 			return nil
 		})
 	}
-	return best
+	return path, n
 }
 
 // dataBytes counts the bytes of path that hold data, skipping holes and

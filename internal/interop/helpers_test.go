@@ -361,11 +361,7 @@ func nginxTransfers(t *testing.T, srv *nginxtest.Server, uri string) []transfer 
 	var ts []transfer
 	for _, e := range entries {
 		if e.Method == "GET" && e.URI == uri && (e.Status == 200 || e.Status == 206) {
-			from := int64(0)
-			if e.Status == 206 {
-				from = rangeStart(e.Range)
-			}
-			ts = append(ts, transfer{rng: e.Range, status: e.Status, from: from, sent: e.BodyBytesSent})
+			ts = append(ts, transfer{rng: e.Range, status: e.Status, from: e.Body().From, sent: e.BodyBytesSent})
 		}
 	}
 	return ts

@@ -5,7 +5,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/durl-dev/durl/durltest"
 	"github.com/durl-dev/durl/internal/progress"
+	"github.com/durl-dev/durl/internal/spans"
 )
 
 // taskProgressBase is where the progress record sits in a task file
@@ -84,92 +84,34 @@ func killWhenWritten(t *testing.T, p *proc, state string, target int64, quiet ti
 	return w
 }
 
-// span is a byte range [from, to).
-type span struct{ from, to int64 }
-
 // writtenSpans returns the spans of file that hold want's bytes at the same
-// offsets: what a download had written when it was killed. The space it
-// had not written reads as zeros, which match want's zero bytes now and
-// then, so matching runs shorter than 64 bytes are left out.
-func writtenSpans(t *testing.T, file string, want []byte) []span {
+// offsets: what a download had written when it was killed.
+func writtenSpans(t *testing.T, file string, want []byte) []spans.Span {
 	t.Helper()
-	got, err := os.ReadFile(file)
+	written, err := spans.Written(file, bytes.NewReader(want))
 	if err != nil {
 		t.Fatal(err)
 	}
-	got = got[:min(len(got), len(want))]
-	var out []span
-	add := func(from, to int) {
-		if n := len(out); n > 0 && out[n-1].to == int64(from) {
-			out[n-1].to = int64(to)
-		} else {
-			out = append(out, span{int64(from), int64(to)})
-		}
-	}
-	const block = 4 << 10
-	for off := 0; off < len(got); off += block {
-		end := min(off+block, len(got))
-		if bytes.Equal(got[off:end], want[off:end]) {
-			add(off, end)
-			continue
-		}
-		for i := off; i < end; i++ {
-			if got[i] == want[i] {
-				add(i, i+1)
-			}
-		}
-	}
-	return slices.DeleteFunc(out, func(s span) bool { return s.to-s.from < 64 })
+	return written
 }
 
 // askedSpans returns the bytes the 206 answers of ts were asked for.
-func askedSpans(ts []transfer, size int64) []span {
-	var out []span
+func askedSpans(ts []transfer, size int64) []spans.Span {
+	var out []spans.Span
 	for _, x := range ts {
 		if x.status == 206 {
 			from := rangeStart(x.rng)
-			out = append(out, span{from, from + asked(x.rng, size)})
+			out = append(out, spans.Span{From: from, To: from + asked(x.rng, size)})
 		}
 	}
 	return out
-}
-
-// union sorts and merges spans.
-func union(ss []span) []span {
-	ss = slices.Clone(ss)
-	slices.SortFunc(ss, func(a, b span) int { return int(min(max(a.from-b.from, -1), 1)) })
-	var out []span
-	for _, s := range ss {
-		if s.to <= s.from {
-			continue
-		}
-		if n := len(out); n > 0 && s.from <= out[n-1].to {
-			out[n-1].to = max(out[n-1].to, s.to)
-			continue
-		}
-		out = append(out, s)
-	}
-	return out
-}
-
-// overlapBytes returns how many bytes two merged span lists share.
-func overlapBytes(a, b []span) int64 {
-	var n int64
-	for _, x := range a {
-		for _, y := range b {
-			if lo, hi := max(x.from, y.from), min(x.to, y.to); hi > lo {
-				n += hi - lo
-			}
-		}
-	}
-	return n
 }
 
 // sentSpans returns the bytes each response's body carried.
-func sentSpans(ts []transfer) []span {
-	var out []span
+func sentSpans(ts []transfer) []spans.Span {
+	var out []spans.Span
 	for _, x := range ts {
-		out = append(out, span{x.from, x.from + x.sent})
+		out = append(out, spans.Span{From: x.from, To: x.from + x.sent})
 	}
 	return out
 }
@@ -219,9 +161,9 @@ func TestKill9Segmented(t *testing.T) {
 	}
 	began := time.Now()
 	content := durltest.Content(seed, size)
-	var recorded []int64 // what the progress record counted after each kill
-	var written [][]span // what the partial file held after each kill
-	var runEnds []int    // log entries for uri after each kill: where each run ends
+	var recorded []int64       // what the progress record counted after each kill
+	var written [][]spans.Span // what the partial file held after each kill
+	var runEnds []int          // log entries for uri after each kill: where each run ends
 	var prev int64
 	for _, target := range targets {
 		p := get()
@@ -295,12 +237,12 @@ func TestKill9Segmented(t *testing.T) {
 	var resent, unrecorded, untrusted []int64
 	before := int64(0)
 	for k := 0; k < kills; k++ {
-		untrusted = append(untrusted, overlapBytes(written[k], union(askedSpans(runs[k+1], size))))
+		untrusted = append(untrusted, spans.Overlap(written[k], askedSpans(runs[k+1], size)))
 		var later []transfer
 		for _, run := range runs[k+1:] {
 			later = append(later, run...)
 		}
-		resent = append(resent, overlapBytes(union(sentSpans(runs[k])), union(sentSpans(later))))
+		resent = append(resent, spans.Overlap(sentSpans(runs[k]), sentSpans(later)))
 		var sent int64
 		for _, x := range runs[k] {
 			sent += x.sent

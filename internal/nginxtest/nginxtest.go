@@ -34,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -44,6 +45,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/durl-dev/durl/internal/spans"
 )
 
 // Options configures Start.
@@ -74,8 +77,27 @@ type LogEntry struct {
 	Status        int
 	BytesSent     int64 // headers and body
 	BodyBytesSent int64
-	RequestTime   float64 // seconds
-	Connection    int64   // nginx connection serial number
+	RequestTime   float64   // seconds
+	Connection    int64     // nginx connection serial number
+	End           time.Time // when nginx logged it, to the millisecond
+}
+
+// Start returns when the request began, to a few milliseconds: its End
+// less its RequestTime.
+func (e LogEntry) Start() time.Time {
+	return e.End.Add(-time.Duration(e.RequestTime * float64(time.Second)))
+}
+
+// Body returns the bytes of the file the response's body carried: from N
+// of a 206's "bytes=N-…" (0 for any other status), BodyBytesSent long.
+func (e LogEntry) Body() spans.Span {
+	var from int64
+	if e.Status == http.StatusPartialContent {
+		s, _ := strings.CutPrefix(strings.TrimSpace(e.Range), "bytes=")
+		s, _, _ = strings.Cut(s, "-")
+		from, _ = strconv.ParseInt(s, 10, 64)
+	}
+	return spans.Span{From: from, To: from + e.BodyBytesSent}
 }
 
 // Binary returns the path of the nginx executable.
@@ -119,7 +141,7 @@ func Ensure() error {
 	return err
 }
 
-const logFormat = `'$request_method $uri "$http_range" $status $bytes_sent $body_bytes_sent $request_time $connection'`
+const logFormat = `'$request_method $uri "$http_range" $status $bytes_sent $body_bytes_sent $request_time $connection $msec'`
 
 const statusPath = "/__nginxtest_status"
 
@@ -437,7 +459,7 @@ func (s *Server) BodyBytesSent(uriSuffix string) int64 {
 	return n
 }
 
-// parseLine parses: METHOD URI "RANGE" STATUS BYTES BODY TIME CONN
+// parseLine parses: METHOD URI "RANGE" STATUS BYTES BODY TIME CONN MSEC
 func parseLine(line string) (LogEntry, bool) {
 	var e LogEntry
 	i := strings.Index(line, ` "`)
@@ -457,7 +479,7 @@ func parseLine(line string) (LogEntry, bool) {
 		e.Range = ""
 	}
 	f := strings.Fields(rest[j+2:])
-	if len(f) != 5 {
+	if len(f) != 6 {
 		return e, false
 	}
 	var err error
@@ -472,6 +494,11 @@ func parseLine(line string) (LogEntry, bool) {
 	}
 	e.RequestTime, _ = strconv.ParseFloat(f[3], 64)
 	e.Connection, _ = strconv.ParseInt(f[4], 10, 64)
+	msec, err := strconv.ParseFloat(f[5], 64)
+	if err != nil {
+		return e, false
+	}
+	e.End = time.UnixMilli(int64(math.Round(msec * 1000)))
 	return e, true
 }
 

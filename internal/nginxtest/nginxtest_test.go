@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/durl-dev/durl/internal/spans"
 )
 
 func needNginx(t *testing.T) {
@@ -59,6 +61,7 @@ func TestServer(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	began := time.Now()
 	s, err := Start(Options{Root: root, LimitRate: "1m"})
 	if err != nil {
 		t.Fatal(err)
@@ -118,6 +121,10 @@ func TestServer(t *testing.T) {
 			(w.Status != 404 && e.BodyBytesSent != w.BodyBytesSent) || e.BytesSent <= e.BodyBytesSent {
 			t.Errorf("entry %d = %+v, want %+v", i, e, w)
 		}
+		// The clock nginx logs by is the test's, to the millisecond.
+		if e.Start().Before(began.Add(-time.Second)) || e.End.After(time.Now().Add(time.Second)) || e.Start().After(e.End) {
+			t.Errorf("entry %d ran from %v to %v, outside the test (began %v)", i, e.Start(), e.End, began)
+		}
 	}
 	if got := s.BodyBytesSent("/f.bin"); got != 4*size+100 {
 		t.Errorf("BodyBytesSent = %d, want %d", got, 4*size+100)
@@ -159,12 +166,20 @@ func TestServer(t *testing.T) {
 }
 
 func TestParseLine(t *testing.T) {
-	e, ok := parseLine(`GET /plain/a b "bytes=5-" 206 1234 1000 0.012 7`)
+	e, ok := parseLine(`GET /plain/a b "bytes=5-" 206 1234 1000 0.012 7 1796180000.125`)
 	if !ok || e.Method != "GET" || e.URI != "/plain/a b" || e.Range != "bytes=5-" || e.Status != 206 ||
-		e.BytesSent != 1234 || e.BodyBytesSent != 1000 || e.Connection != 7 {
+		e.BytesSent != 1234 || e.BodyBytesSent != 1000 || e.Connection != 7 ||
+		e.End.UnixMilli() != 1796180000125 || e.Start().UnixMilli() != 1796180000113 {
 		t.Fatalf("got %+v %v", e, ok)
 	}
-	e, ok = parseLine(`HEAD /x "-" 200 250 0 0.000 1`)
+	if b := e.Body(); b != (spans.Span{From: 5, To: 1005}) {
+		t.Fatalf("Body = %+v, want [5, 1005)", b)
+	}
+	e, ok = parseLine(`GET /x "bytes=5-9" 200 250 100 0.000 1 1796180000.000`)
+	if !ok || e.Range != "bytes=5-9" || e.Body() != (spans.Span{From: 0, To: 100}) {
+		t.Fatalf("a 200 to a Range: %+v %v, body %+v", e, ok, e.Body())
+	}
+	e, ok = parseLine(`HEAD /x "-" 200 250 0 0.000 1 1796180000.000`)
 	if !ok || e.Range != "" || e.BodyBytesSent != 0 {
 		t.Fatalf("got %+v %v", e, ok)
 	}
