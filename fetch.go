@@ -728,6 +728,9 @@ func httpClient(opts Options) *http.Client {
 	} else {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.DisableCompression = true
+		// Room for a response's headers and a 64 KiB body: a small file
+		// then takes one read and one write. Larger reads bypass it.
+		tr.ReadBufferSize = 68 << 10
 		tr.ResponseHeaderTimeout = opts.StallTimeout
 		tr.MaxIdleConnsPerHost = opts.MaxConnsPerHost // reuse connections across many small files
 		c.Transport = tr
