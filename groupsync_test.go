@@ -444,3 +444,37 @@ func TestFinishingRecordsItsLastBytes(t *testing.T) {
 		t.Fatal("wrong file after the rerun")
 	}
 }
+
+// Only a download that a kill during its flush costs little leaves its
+// place early (D5): one without a record, larger than recordStep, keeps
+// it. No server can make a whole file of that size arrive before its
+// first record every time, so this calls leaveActiveEarly directly.
+func TestOnlySmallUnrecordedFilesLeaveTheirPlace(t *testing.T) {
+	s, err := open(context.Background(), Options{StateDir: crashState, MaxActive: 4}, memfs.New(), bootA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var finishing int32
+	for _, c := range []struct {
+		total int64
+		leave bool
+	}{{recordStep + 1, false}, {recordStep, true}} {
+		left := false
+		d := &download{s: s, t: &Task{unrecorded: true}, leaveActive: func() { left = true }}
+		d.prog.Total = c.total
+		if err := d.leaveActiveEarly(); err != nil {
+			t.Fatal(err)
+		}
+		if left != c.leave || d.leftActive != c.leave {
+			t.Errorf("a %d-byte download without a record: left its place %v (marked %v), want %v",
+				c.total, left, d.leftActive, c.leave)
+		}
+		if c.leave {
+			finishing++
+		}
+		if n := s.finishing.Load(); n != finishing {
+			t.Errorf("after the %d-byte download, %d finishing, want %d", c.total, n, finishing)
+		}
+	}
+}
