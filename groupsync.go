@@ -102,8 +102,9 @@ func (s *Session) syncDir(dir string) error {
 // before it is renamed into place (D3). Files finishing together into one
 // folder share one sync of their file system, which writes them all in one
 // sweep (much faster than a sync each), then each asks whether its own
-// data made it. A file finishing alone, or where that sync is unsupported
-// or failed (perhaps for another file), is synced by itself.
+// data made it. A file finishing alone, or where that sync is unsupported,
+// refused (vfs.ErrBusy: much other data waits to be written) or failed
+// (perhaps for another file), is synced by itself.
 func (s *Session) syncData(f vfs.File) error {
 	dir := filepath.Dir(f.Name())
 	g := s.syncGroup(dir, true)

@@ -1,13 +1,16 @@
 package vfs
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"hash/maphash"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -108,6 +111,9 @@ func (osFS) SyncFileSystem(dir string) error {
 	if !canSyncFileSystem(int64(st.Type)) {
 		return errors.ErrUnsupported
 	}
+	if dirty, ok := systemDirty.bytes(); ok && dirty > busyDirty {
+		return ErrBusy
+	}
 	if err := ignoreEINTR(func() error { return unix.Syncfs(int(d.Fd())) }); err != nil {
 		return &os.PathError{Op: "syncfs", Path: dir, Err: err}
 	}
@@ -123,6 +129,67 @@ var fullSyncFS = map[int64]bool{0xEF53: true, 0x58465342: true, 0x9123683E: true
 // canSyncFileSystem reports whether syncfs on a file system of type fsType
 // is a full sync that reports write errors: one of fullSyncFS on Linux
 // 5.8 or later (before 5.8 syncfs did not report write errors).
+// busyDirty is how much data waiting to be written SyncFileSystem accepts
+// to wait for: far more than files finishing together hold, far less than
+// a program copying gigabytes leaves behind it.
+const busyDirty = 64 << 20
+
+// systemDirty tells how many bytes the system holds waiting to be written.
+var systemDirty = &dirtyGauge{read: func() (int64, bool) {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0, false
+	}
+	return parseDirty(b)
+}}
+
+// dirtyGauge keeps a reading of read for 50 ms: reading /proc/meminfo takes
+// tens of microseconds, files finishing together sync every few
+// milliseconds, and a busy system stays busy for much longer than that.
+type dirtyGauge struct {
+	read func() (int64, bool)
+
+	mu    sync.Mutex
+	at    time.Time
+	dirty int64
+	known bool
+}
+
+// bytes returns how many bytes wait to be written, false if unknown.
+func (g *dirtyGauge) bytes() (int64, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.at.IsZero() || time.Since(g.at) > 50*time.Millisecond {
+		g.dirty, g.known = g.read()
+		g.at = time.Now()
+	}
+	return g.dirty, g.known
+}
+
+// parseDirty returns the sum of /proc/meminfo's Dirty and Writeback: the
+// data written but not yet on disk, and the data being written.
+func parseDirty(meminfo []byte) (int64, bool) {
+	var total int64
+	found := 0
+	for line := range bytes.Lines(meminfo) {
+		name, rest, _ := bytes.Cut(line, []byte(":"))
+		if string(name) != "Dirty" && string(name) != "Writeback" {
+			continue
+		}
+		f := bytes.Fields(rest)
+		if len(f) != 2 || string(f[1]) != "kB" {
+			return 0, false
+		}
+		n, err := strconv.ParseInt(string(f[0]), 10, 64)
+		if err != nil {
+			return 0, false
+		}
+		total += n << 10
+		found++
+	}
+	return total, found == 2
+}
+
 func canSyncFileSystem(fsType int64) bool {
 	return fullSyncFS[fsType] && kernelAtLeast(5, 8)
 }

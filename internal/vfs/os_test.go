@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,7 +23,16 @@ func TestAvailable(t *testing.T) {
 // SyncFileSystem runs syncfs where the file system is one whose syncfs is a
 // full sync, and is unsupported elsewhere; WriteError of a file written
 // without error reports none.
+// quietSystem makes systemDirty report dirty bytes waiting to be written
+// until the test ends, whatever else runs on the machine.
+func quietSystem(t *testing.T, dirty int64) {
+	old := systemDirty
+	systemDirty = &dirtyGauge{read: func() (int64, bool) { return dirty, true }}
+	t.Cleanup(func() { systemDirty = old })
+}
+
 func TestSyncFileSystem(t *testing.T) {
+	quietSystem(t, 1<<20)
 	dir := t.TempDir()
 	f, err := OS.OpenFile(filepath.Join(dir, "f"), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
@@ -56,5 +66,55 @@ func TestSyncFileSystem(t *testing.T) {
 	}
 	if kernelAtLeast(5, 8) != canSyncFileSystem(ext4) {
 		t.Error("syncfs on ext4 is a full sync exactly on Linux 5.8 and later")
+	}
+}
+
+// A file system sweep is refused while much other data waits to be
+// written: it would wait for all of it.
+func TestSyncFileSystemRefusesWhenBusy(t *testing.T) {
+	dir := t.TempDir()
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	if !canSyncFileSystem(int64(st.Type)) {
+		t.Skipf("syncfs is not a full sync on file systems of type %#x", st.Type)
+	}
+	quietSystem(t, busyDirty+1)
+	if err := OS.SyncFileSystem(dir); !errors.Is(err, ErrBusy) {
+		t.Fatalf("SyncFileSystem with %d bytes waiting: %v, want ErrBusy", busyDirty+1, err)
+	}
+	quietSystem(t, busyDirty)
+	if err := OS.SyncFileSystem(dir); err != nil {
+		t.Fatalf("SyncFileSystem with %d bytes waiting: %v", busyDirty, err)
+	}
+}
+
+func TestParseDirty(t *testing.T) {
+	const meminfo = "MemTotal:       24683332 kB\nDirty:             19792 kB\nWriteback:           100 kB\nAnonPages:        1 kB\n"
+	if n, ok := parseDirty([]byte(meminfo)); !ok || n != (19792+100)<<10 {
+		t.Fatalf("parseDirty = %d, %v; want %d", n, ok, (19792+100)<<10)
+	}
+	for _, bad := range []string{"Dirty: 5 kB\n", "Dirty: x kB\nWriteback: 0 kB\n", "Dirty: 5 MB\nWriteback: 0 kB\n", ""} {
+		if n, ok := parseDirty([]byte(bad)); ok {
+			t.Errorf("parseDirty(%q) = %d, true; want unknown", bad, n)
+		}
+	}
+	if _, ok := systemDirty.read(); !ok {
+		t.Log("this system does not report its dirty data (/proc/meminfo)")
+	}
+}
+
+func TestDirtyGaugeKeepsItsReadingBriefly(t *testing.T) {
+	reads := 0
+	g := &dirtyGauge{read: func() (int64, bool) { reads++; return int64(reads), true }}
+	for range 3 {
+		if n, ok := g.bytes(); n != 1 || !ok {
+			t.Fatalf("bytes = %d, %v; want the first reading, 1", n, ok)
+		}
+	}
+	g.at = time.Now().Add(-time.Second)
+	if n, _ := g.bytes(); n != 2 {
+		t.Fatalf("bytes after a second = %d, want a new reading, 2", n)
 	}
 }

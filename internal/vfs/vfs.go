@@ -14,6 +14,12 @@ import (
 // ErrLocked is returned by File.Lock when another holder has the lock.
 var ErrLocked = errors.New("vfs: file is locked by another process")
 
+// ErrBusy is FS.SyncFileSystem's refusal to sync when the system holds
+// much data waiting to be written, most likely of other programs: the
+// sweep would wait for all of it, where a sync of each file waits for its
+// own data only.
+var ErrBusy = errors.New("vfs: much data of other files waits to be written; sync each file by itself")
+
 // FS is the subset of file-system operations durl needs. Implementations
 // must be safe for concurrent use.
 type FS interface {
@@ -35,8 +41,9 @@ type FS interface {
 	// SyncFileSystem makes everything written to the file system that
 	// holds the folder dir durable, every file's data and every folder's
 	// entries, in one sweep (syncfs). It returns errors.ErrUnsupported where it cannot
-	// promise that. Its error may come from any file on the file system;
-	// a file learns of its own with File.WriteError.
+	// promise that, and ErrBusy, syncing nothing, when the sweep would
+	// wait for much data of other files. Its error may come from any file
+	// on the file system; a file learns of its own with File.WriteError.
 	SyncFileSystem(dir string) error
 	// Available returns how many bytes an unprivileged writer may still
 	// write to the file system that holds the folder dir, like statfs's
