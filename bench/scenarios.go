@@ -847,10 +847,39 @@ func (b *bench) scenarioManyFiles() section {
 		"with no network at all: the suite itself copies the %d served files, 16 at once, each written, flushed, "+
 		"renamed and its folder flushed the same way, sharing flushes as durl does. Every run writes into new folders, all "+
 		"removed at the end of the scenario (ext4 without a journal creates files several times slower for about "+
-		"30 s after many were deleted, which would slow whichever tool ran next); `sync` runs before each run.",
+		"30 s after many were deleted, which would slow whichever tool ran next); `sync` runs before each run. "+
+		"The second table compares `durl --no-sync` with curl repetition by repetition (rows take turns, so the "+
+		"two ran close together in each).",
 		n, sizeStr(size), n)
 	sec.tables = append(sec.tables, b.timedTable(stats, int64(n)*size, n))
+	runsOf := func(name string) []Run {
+		for _, r := range rows {
+			if r.name == name {
+				return r.runs
+			}
+		}
+		return nil
+	}
+	if t, ok := pairedRatios("curl's time ÷ durl --no-sync's, run by run (the same repetition)",
+		runsOf("curl --parallel --parallel-max 16"), runsOf(scratch.name)); ok {
+		sec.tables = append(sec.tables, t)
+	}
 	return sec
+}
+
+// pairedRatios returns a one-row table of peer's wall time divided by
+// durl's, repetition by repetition: two rows' medians hide how often each
+// was ahead when their medians are close.
+func pairedRatios(label string, peer, durl []Run) (table, bool) {
+	if len(peer) == 0 || len(peer) != len(durl) {
+		return table{}, false
+	}
+	t := table{header: []string{""}, rows: [][]string{{label}}}
+	for i := range peer {
+		t.header = append(t.header, fmt.Sprintf("rep %d", i+1))
+		t.rows[0] = append(t.rows[0], fmt.Sprintf("%.2f", peer[i].Wall.Seconds()/durl[i].Wall.Seconds()))
+	}
+	return t, true
 }
 
 // ---- 7. Memory ----
