@@ -54,12 +54,13 @@ func (osFS) Remove(name string) error                     { return os.Remove(nam
 func (osFS) MkdirAll(path string, perm os.FileMode) error { return os.MkdirAll(path, perm) }
 func (osFS) Stat(name string) (os.FileInfo, error)        { return os.Stat(name) }
 
-// folderLocks take turns, in this process, at adding entries to a folder.
-// The kernel does so too, with a lock of its own on the folder; but a
-// thread waiting for it spins on its CPU, and many small downloads
-// creating and renaming files at once in one folder spent a fifth of their
-// CPU time spinning. Waiting here parks the goroutine instead. A folder
-// hashes to one of the locks, so that their number stays fixed.
+// folderLocks make this process's calls that add entries to a folder
+// (creating or renaming a file) take turns. The kernel serialises them
+// too, with a lock of its own on the folder; but a thread waiting for
+// that lock spins on its CPU, and many small downloads finishing into one
+// folder spent about 15 % of their CPU time spinning. Waiting here parks
+// the goroutine instead. A folder hashes to one of the locks, so that
+// their number stays fixed.
 var folderLocks [64]sync.Mutex
 
 var folderSeed = maphash.MakeSeed()
@@ -126,9 +127,6 @@ func (osFS) SyncFileSystem(dir string) error {
 // systems) syncfs may do less than fsync of each file would.
 var fullSyncFS = map[int64]bool{0xEF53: true, 0x58465342: true, 0x9123683E: true}
 
-// canSyncFileSystem reports whether syncfs on a file system of type fsType
-// is a full sync that reports write errors: one of fullSyncFS on Linux
-// 5.8 or later (before 5.8 syncfs did not report write errors).
 // busyDirty is how much data waiting to be written SyncFileSystem accepts
 // to wait for: far more than files finishing together hold, far less than
 // a program copying gigabytes leaves behind it.
@@ -190,6 +188,9 @@ func parseDirty(meminfo []byte) (int64, bool) {
 	return total, found == 2
 }
 
+// canSyncFileSystem reports whether syncfs on a file system of type fsType
+// is a full sync that reports write errors: one of fullSyncFS on Linux
+// 5.8 or later (before 5.8 syncfs did not report write errors).
 func canSyncFileSystem(fsType int64) bool {
 	return fullSyncFS[fsType] && kernelAtLeast(5, 8)
 }
