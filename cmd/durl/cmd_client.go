@@ -258,24 +258,11 @@ func (a *app) addCmd(cf *clientFlags) *cobra.Command {
 // *usageError.
 func (o *addOptions) downloads(args []string, cwd string) ([]api.Download, error) {
 	urls := dedupe(append([]string(nil), args...))
-	switch {
-	case len(urls) == 0:
-		return nil, usageErrorf("no URL given")
-	case o.output != "" && len(urls) > 1:
-		return nil, usageErrorf("-o names one file but %d URLs were given; use -d DIR for several", len(urls))
-	case o.checksum != "" && len(urls) > 1:
-		return nil, usageErrorf("--checksum applies to one URL but %d URLs were given", len(urls))
-	case len(o.mirrors) > 0 && len(urls) > 1:
-		return nil, usageErrorf("--mirror applies to one URL but %d URLs were given", len(urls))
-	case o.conns < 0 || o.conns > api.MaxConnections:
-		return nil, usageErrorf("-x must be from 0 to %d", api.MaxConnections)
-	case o.priority < api.MinPriority || o.priority > api.MaxPriority:
-		return nil, usageErrorf("--priority must be from %d to %d", api.MinPriority, api.MaxPriority)
+	if err := checkTargets(urls, o.output, o.checksum, o.mirrors, o.conns); err != nil {
+		return nil, err
 	}
-	for _, u := range append(urls, o.mirrors...) {
-		if err := checkURL(u); err != nil {
-			return nil, err
-		}
+	if o.priority < api.MinPriority || o.priority > api.MaxPriority {
+		return nil, usageErrorf("--priority must be from %d to %d", api.MinPriority, api.MaxPriority)
 	}
 	d := api.Download{Mirrors: o.mirrors, Connections: o.conns, Priority: o.priority, Paused: o.paused}
 	if err := o.fill(&d, cwd); err != nil {

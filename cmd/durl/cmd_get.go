@@ -12,10 +12,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
 	"github.com/durl-dev/durl"
+	"github.com/durl-dev/durl/api"
 	"github.com/durl-dev/durl/internal/httpx"
 	"github.com/durl-dev/durl/internal/vfs"
 	"github.com/spf13/cobra"
@@ -259,26 +261,14 @@ func (o *getOptions) requests(args []string, stdin io.Reader, cwd string) ([]dur
 		urls = append(urls, listed...)
 	}
 	urls = dedupe(urls)
+	if err := checkTargets(urls, o.output, o.checksum, o.mirrors, o.conns); err != nil {
+		return nil, err
+	}
 	switch {
-	case len(urls) == 0:
-		return nil, usageErrorf("no URL given")
-	case o.output != "" && len(urls) > 1:
-		return nil, usageErrorf("-o names one file but %d URLs were given; use -d DIR for several", len(urls))
-	case o.checksum != "" && len(urls) > 1:
-		return nil, usageErrorf("--checksum applies to one URL but %d URLs were given", len(urls))
-	case len(o.mirrors) > 0 && len(urls) > 1:
-		return nil, usageErrorf("--mirror applies to one URL but %d URLs were given", len(urls))
-	case o.conns < 0 || o.conns > 64:
-		return nil, usageErrorf("-x must be from 0 to 64")
 	case o.jobs < 1:
 		return nil, usageErrorf("-j must be at least 1")
 	case o.retries < 0:
 		return nil, usageErrorf("--retries must be 0 or more")
-	}
-	for _, u := range append(urls, o.mirrors...) {
-		if err := checkURL(u); err != nil {
-			return nil, err
-		}
 	}
 	header, err := parseHeaders(o.headers)
 	if err != nil {
@@ -370,6 +360,31 @@ func parseURLList(r io.Reader, name string) ([]string, error) {
 		return nil, usageErrorf("cannot read the URL list %s: %v", name, err)
 	}
 	return urls, nil
+}
+
+// checkTargets checks what durl get and durl add share: at least one URL,
+// each absolute http or https; -o, --checksum and --mirror, which describe
+// one file, with one URL only; -x within api.MaxConnections. Errors are
+// *usageError.
+func checkTargets(urls []string, output, checksum string, mirrors []string, conns int) error {
+	switch {
+	case len(urls) == 0:
+		return usageErrorf("no URL given")
+	case output != "" && len(urls) > 1:
+		return usageErrorf("-o names one file but %d URLs were given; use -d DIR for several", len(urls))
+	case checksum != "" && len(urls) > 1:
+		return usageErrorf("--checksum applies to one URL but %d URLs were given", len(urls))
+	case len(mirrors) > 0 && len(urls) > 1:
+		return usageErrorf("--mirror applies to one URL but %d URLs were given", len(urls))
+	case conns < 0 || conns > api.MaxConnections:
+		return usageErrorf("-x must be from 0 to %d", api.MaxConnections)
+	}
+	for _, u := range append(slices.Clip(urls), mirrors...) {
+		if err := checkURL(u); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // checkURL reports whether raw is an absolute http or https URL.
