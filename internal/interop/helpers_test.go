@@ -171,12 +171,27 @@ func runDurl(t *testing.T, state, dest, url string, flags ...string) *proc {
 }
 
 // killWhenGrown kills p (SIGKILL, by PID) once file has grown past target
-// bytes, polling every pollEvery for at most growTimeout, and returns the
-// size of file once p is dead. With quiet > 0 it then also waits until the
-// file has not grown for quiet (a burst of data has been read), and then it
-// waits delay. It fails the test if p exits by itself first or the file
-// does not grow in time.
+// bytes and returns the size of file once p is dead; see killWhenPast.
 func killWhenGrown(t *testing.T, p *proc, file string, target int64, quiet, delay time.Duration) int64 {
+	t.Helper()
+	size := func() (int64, bool) {
+		st, err := os.Stat(file)
+		if err != nil {
+			return 0, false
+		}
+		return st.Size(), true
+	}
+	return killWhenPast(t, p, filepath.Base(file), size, target, quiet, delay)
+}
+
+// killWhenPast kills p (SIGKILL, by PID) once measure, what the test
+// watches of it (named what), has passed target bytes, polling every
+// pollEvery for at most growTimeout, and returns the measure once p is
+// dead. With quiet > 0 it then also waits until the measure has not
+// changed for quiet (a burst of data has been read), and then it waits
+// delay. It fails the test if p exits by itself first or the measure does
+// not pass target in time.
+func killWhenPast(t *testing.T, p *proc, what string, measure func() (int64, bool), target int64, quiet, delay time.Duration) int64 {
 	t.Helper()
 	deadline := time.Now().Add(growTimeout)
 	tick := time.NewTicker(pollEvery)
@@ -184,9 +199,9 @@ func killWhenGrown(t *testing.T, p *proc, file string, target int64, quiet, dela
 	var last int64 = -1
 	var lastGrew time.Time
 	for {
-		if st, err := os.Stat(file); err == nil {
-			if st.Size() != last {
-				last, lastGrew = st.Size(), time.Now()
+		if n, ok := measure(); ok {
+			if n != last {
+				last, lastGrew = n, time.Now()
 			}
 			if last > target && time.Since(lastGrew) >= quiet {
 				break
@@ -194,12 +209,12 @@ func killWhenGrown(t *testing.T, p *proc, file string, target int64, quiet, dela
 		}
 		select {
 		case <-p.done:
-			t.Fatalf("%s ended (exit %d) before %s grew past %d bytes:\n%s", p.name, p.code, filepath.Base(file), target, p.output())
+			t.Fatalf("%s ended (exit %d) before %s passed %d bytes (last %d):\n%s", p.name, p.code, what, target, last, p.output())
 		case <-tick.C:
 		}
 		if time.Now().After(deadline) {
 			p.kill()
-			t.Fatalf("%s did not grow past %d bytes within %v (size %d):\n%s", filepath.Base(file), target, growTimeout, last, p.output())
+			t.Fatalf("%s did not pass %d bytes within %v (last %d):\n%s", what, target, growTimeout, last, p.output())
 		}
 	}
 	time.Sleep(delay)
@@ -207,11 +222,11 @@ func killWhenGrown(t *testing.T, p *proc, file string, target int64, quiet, dela
 	if p.code == 0 {
 		t.Fatalf("%s finished before it could be killed", p.name)
 	}
-	st, err := os.Stat(file)
-	if err != nil {
-		t.Fatal(err)
+	n, ok := measure()
+	if !ok {
+		t.Fatalf("%s is gone after the kill", what)
 	}
-	return st.Size()
+	return n
 }
 
 // killTargets returns n sizes, increasing and at least gap apart, in the

@@ -47,41 +47,10 @@ func recordedWritten(state string) (int64, bool) {
 
 // killWhenWritten is killWhenGrown for a download with several connections,
 // whose partial file is preallocated (its size and blocks say nothing): it
-// watches the bytes counted by the progress record instead. It kills p
-// (SIGKILL, by PID) once the record counts more than target bytes and has
-// not changed for quiet, and returns what the record counts once p is dead.
+// watches the bytes counted by the progress record under state instead.
 func killWhenWritten(t *testing.T, p *proc, state string, target int64, quiet time.Duration) int64 {
 	t.Helper()
-	deadline := time.Now().Add(growTimeout)
-	tick := time.NewTicker(pollEvery)
-	defer tick.Stop()
-	var last int64 = -1
-	var lastGrew time.Time
-	for {
-		if w, ok := recordedWritten(state); ok {
-			if w != last {
-				last, lastGrew = w, time.Now()
-			}
-			if last > target && time.Since(lastGrew) >= quiet {
-				break
-			}
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("%s ended (exit %d) before its record counted %d bytes (last %d):\n%s", p.name, p.code, target, last, p.output())
-		case <-tick.C:
-		}
-		if time.Now().After(deadline) {
-			p.kill()
-			t.Fatalf("the record did not pass %d bytes within %v (last %d):\n%s", target, growTimeout, last, p.output())
-		}
-	}
-	p.kill()
-	if p.code == 0 {
-		t.Fatalf("%s finished before it could be killed", p.name)
-	}
-	w, _ := recordedWritten(state)
-	return w
+	return killWhenPast(t, p, "the progress record", func() (int64, bool) { return recordedWritten(state) }, target, quiet, 0)
 }
 
 // writtenSpans returns the spans of file that hold want's bytes at the same
