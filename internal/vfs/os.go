@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -247,6 +248,48 @@ func (f osFile) Lock() error {
 		return ErrLocked
 	}
 	return err
+}
+
+// attrPrefix puts durl's attributes in the namespace any file owner may
+// write.
+const attrPrefix = "user."
+
+func (f osFile) SetAttr(name string, value []byte) error {
+	err := ignoreEINTR(func() error {
+		if value == nil {
+			return unix.Fremovexattr(int(f.Fd()), attrPrefix+name)
+		}
+		return unix.Fsetxattr(int(f.Fd()), attrPrefix+name, value, 0)
+	})
+	switch {
+	case value == nil && errors.Is(err, unix.ENODATA):
+		return nil
+	case errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS):
+		return errors.ErrUnsupported
+	case err != nil:
+		return &os.PathError{Op: "setxattr", Path: f.Name(), Err: err}
+	}
+	return nil
+}
+
+// maxAttr is the largest attribute value Attr reads: far more than durl
+// stores.
+const maxAttr = 4 << 10
+
+func (f osFile) Attr(name string) ([]byte, error) {
+	buf := make([]byte, maxAttr)
+	var n int
+	err := ignoreEINTR(func() (err error) {
+		n, err = unix.Fgetxattr(int(f.Fd()), attrPrefix+name, buf)
+		return err
+	})
+	switch {
+	case errors.Is(err, unix.ENODATA) || errors.Is(err, unix.EOPNOTSUPP):
+		return nil, &os.PathError{Op: "getxattr", Path: f.Name(), Err: fs.ErrNotExist}
+	case err != nil:
+		return nil, &os.PathError{Op: "getxattr", Path: f.Name(), Err: err}
+	}
+	return buf[:n], nil
 }
 
 func ignoreEINTR(fn func() error) error {

@@ -82,4 +82,13 @@ type File interface {
 	// Lock takes an exclusive advisory lock on the file without waiting,
 	// returning ErrLocked if another open file holds it. Close releases it.
 	Lock() error
+	// SetAttr stores a small value under name with the file (an extended
+	// attribute of the user namespace), replacing any; a nil value removes
+	// it. It returns errors.ErrUnsupported where the file system keeps
+	// no such attributes. Like the file's size, the attribute is durable
+	// only after FS.SyncFileSystem (Sync, an fdatasync, may skip it).
+	SetAttr(name string, value []byte) error
+	// Attr returns the value stored under name, or an error wrapping
+	// fs.ErrNotExist if there is none.
+	Attr(name string) ([]byte, error)
 }

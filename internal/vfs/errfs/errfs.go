@@ -45,12 +45,15 @@ const (
 	OpStartWriteback           // File.StartWriteback
 	OpSyncFileSystem           // FS.SyncFileSystem
 	OpWriteError               // File.WriteError
+	OpSetAttr                  // File.SetAttr
+	OpAttr                     // File.Attr
 	// OpAny is not an operation: given to FailOn, it matches every one.
 	OpAny Op = -1
 )
 
 var opNames = [...]string{"open", "write", "read", "sync", "truncate", "allocate", "rename",
-	"remove", "mkdir", "stat", "readdir", "syncdir", "close", "lock", "writeback", "syncfs", "writeerror"}
+	"remove", "mkdir", "stat", "readdir", "syncdir", "close", "lock", "writeback", "syncfs", "writeerror",
+	"setattr", "attr"}
 
 func (o Op) String() string {
 	if o == OpAny {
@@ -303,6 +306,20 @@ func (f *errFile) Lock() error {
 		return err
 	}
 	return f.File.Lock()
+}
+
+func (f *errFile) SetAttr(name string, value []byte) error {
+	if err := f.inject(OpSetAttr); err != nil {
+		return err
+	}
+	return f.File.SetAttr(name, value)
+}
+
+func (f *errFile) Attr(name string) ([]byte, error) {
+	if err := f.inject(OpAttr); err != nil {
+		return nil, err
+	}
+	return f.File.Attr(name)
 }
 
 // Close closes the inner file even when an error is injected, as close(2)

@@ -433,6 +433,28 @@ var conformance = []conformanceCase{
 			t.Fatalf("third Lock = %v, want ErrLocked", err)
 		}
 	}},
+	{"Attr", func(t *testing.T, fsys vfs.FS, dir string) {
+		f, err := fsys.OpenFile(filepath.Join(dir, "a"), os.O_RDWR|os.O_CREATE, 0o644)
+		must(t, err)
+		defer f.Close()
+		_, err = f.Attr("durl.test")
+		wantErr(t, err, fs.ErrNotExist)
+		if err := f.SetAttr("durl.test", []byte("one")); errors.Is(err, errors.ErrUnsupported) {
+			t.Skip("this file system keeps no extended attributes")
+		} else {
+			must(t, err)
+		}
+		must(t, f.SetAttr("durl.test", []byte("two")))
+		v, err := f.Attr("durl.test")
+		must(t, err)
+		if string(v) != "two" {
+			t.Errorf("Attr = %q, want %q", v, "two")
+		}
+		must(t, f.SetAttr("durl.test", nil))
+		_, err = f.Attr("durl.test")
+		wantErr(t, err, fs.ErrNotExist)
+		must(t, f.SetAttr("durl.test", nil)) // removing what is gone is no error
+	}},
 	{"Closed", func(t *testing.T, fsys vfs.FS, dir string) {
 		f, err := fsys.OpenFile(filepath.Join(dir, "a"), os.O_RDWR|os.O_CREATE, 0o644)
 		must(t, err)

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"syscall"
 
 	"github.com/durl-dev/durl/internal/vfs"
@@ -230,6 +231,40 @@ func (f *File) Lock() error {
 	}
 	f.n.lock = f
 	return nil
+}
+
+// SetAttr stores value under name, or removes name when value is nil. It
+// is an operation.
+func (f *File) SetAttr(name string, value []byte) error {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.begin("setxattr", false, false); err != nil {
+		return err
+	}
+	if value == nil {
+		delete(f.n.attrs, name)
+	} else {
+		if f.n.attrs == nil {
+			f.n.attrs = map[string][]byte{}
+		}
+		f.n.attrs[name] = slices.Clone(value)
+	}
+	f.fs.done()
+	return nil
+}
+
+// Attr returns the value stored under name; it is not an operation.
+func (f *File) Attr(name string) ([]byte, error) {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.begin("getxattr", false, false); err != nil {
+		return nil, err
+	}
+	v, ok := f.n.attrs[name]
+	if !ok {
+		return nil, &fs.PathError{Op: "getxattr", Path: f.name, Err: fs.ErrNotExist}
+	}
+	return slices.Clone(v), nil
 }
 
 // Close closes the file and releases its lock.

@@ -19,6 +19,9 @@
 //     the destination synced both names survive, as hard links of one inode.
 //   - A folder made by MkdirAll is itself an entry of its parent: until the
 //     parent is synced, power loss takes the folder and everything under it.
+//   - Every file has current and durable extended attributes (SetAttr).
+//     Only SyncFileSystem makes them durable: Sync stands for fdatasync,
+//     which need not write them.
 //   - SyncFileSystem syncs every file and folder. Allocate records the
 //     reservation and changes no content. StartWriteback does nothing, and
 //     WriteError reports no error.
@@ -33,8 +36,8 @@
 //
 // These are the mutating operations, each counted once when it succeeds:
 // OpenFile that creates or truncates a file, Write and WriteAt (each call),
-// Truncate, Sync, Allocate, Rename, Remove, MkdirAll that creates anything,
-// SyncDir, SyncFileSystem. Ops reports how many have succeeded since New; CrashAfter(k)
+// Truncate, Sync, Allocate, SetAttr, Rename, Remove, MkdirAll that creates
+// anything, SyncDir, SyncFileSystem. Ops reports how many have succeeded since New; CrashAfter(k)
 // crashes the FS just after k more have succeeded, so the (k+1)-th fails
 // with ErrCrashed, as does every operation after it, mutating or not, on
 // the FS and its open files. A crashed FS stays crashed; Crash may be called
@@ -122,6 +125,8 @@ type inode struct {
 	dirty        []bool // per syncChunk of data: changed since the last sync
 	alloc        int64
 	lock         *File
+	attrs        map[string][]byte // the current extended attributes
+	durableAttrs map[string][]byte // as of the last SyncFileSystem
 	// folders
 	children, durable map[string]*inode
 }
@@ -195,10 +200,12 @@ func (fsys *FS) Crash(mode CrashMode) *FS {
 		case mode == PowerLoss:
 			c.data = slices.Clone(n.synced)
 			c.synced = slices.Clone(n.synced)
+			c.attrs, c.durableAttrs = maps.Clone(n.durableAttrs), maps.Clone(n.durableAttrs)
 		default:
 			c.data = slices.Clone(n.data)
 			c.synced = slices.Clone(n.synced)
 			c.dirty = slices.Clone(n.dirty)
+			c.attrs, c.durableAttrs = maps.Clone(n.attrs), maps.Clone(n.durableAttrs)
 		}
 		return c
 	}
@@ -520,6 +527,7 @@ func (fsys *FS) SyncFileSystem(dir string) error {
 	var syncAll func(n *inode)
 	syncAll = func(n *inode) {
 		n.sync()
+		n.durableAttrs = maps.Clone(n.attrs)
 		for _, child := range n.children {
 			syncAll(child)
 		}

@@ -104,6 +104,45 @@ func TestSyncFileSystem(t *testing.T) {
 	wantFile(t, after, "/d/e/b", "more")
 }
 
+// Extended attributes survive a kill; only SyncFileSystem makes them
+// survive power loss (Sync stands for fdatasync).
+func TestAttrDurability(t *testing.T) {
+	fsys := memfs.New()
+	writeFile(t, fsys, "/a", "data", true)
+	must(t, fsys.SyncDir("/"))
+	f, err := fsys.OpenFile("/a", os.O_RDWR, 0)
+	must(t, err)
+	must(t, f.SetAttr("k", []byte("v1")))
+	must(t, f.Sync())
+	attr := func(fsys *memfs.FS) string {
+		f, err := fsys.OpenFile("/a", os.O_RDONLY, 0)
+		must(t, err)
+		defer f.Close()
+		v, err := f.Attr("k")
+		if errors.Is(err, fs.ErrNotExist) {
+			return "<none>"
+		}
+		must(t, err)
+		return string(v)
+	}
+	if got := attr(fsys.Crash(memfs.ProcessKill)); got != "v1" {
+		t.Errorf("after a kill: %s, want v1", got)
+	}
+	if got := attr(fsys.Crash(memfs.PowerLoss)); got != "<none>" {
+		t.Errorf("after power loss with only Sync: %s, want <none>", got)
+	}
+	fsys = memfs.New()
+	writeFile(t, fsys, "/a", "data", true)
+	f, err = fsys.OpenFile("/a", os.O_RDWR, 0)
+	must(t, err)
+	must(t, f.SetAttr("k", []byte("v1")))
+	must(t, fsys.SyncFileSystem("/"))
+	must(t, f.SetAttr("k", []byte("v2")))
+	if got := attr(fsys.Crash(memfs.PowerLoss)); got != "v1" {
+		t.Errorf("after power loss: %s, want v1, the value SyncFileSystem saw", got)
+	}
+}
+
 func TestUnsyncedTail(t *testing.T) {
 	fsys := memfs.New()
 	writeFile(t, fsys, "/a", "synced", true)
