@@ -103,7 +103,8 @@ type download struct {
 	newPartial  bool        // the partial file's name is not durable yet
 	mark        progressMark
 	leaveActive func() // gives the run's place among the active ones to the next
-	leftActive  bool   // it did, before finishing (see leaveActiveEarly)
+	leftActive  bool   // it did, taking a finishing place (see leaveActiveEarly)
+	marked      bool   // the partial file carries the finished mark (finishedAttr)
 }
 
 // run is one run of a task, from taking its locks to completion or error.
@@ -152,6 +153,16 @@ func (t *Task) run(ctx context.Context) (err error) {
 func (d *download) load() error {
 	d.prog = progress.Record{Generation: d.rec.Generation, Total: d.rec.Total}
 	d.deferred = !d.t.recorded()
+	if d.rec.Request.Checksum != "" {
+		d.sum, _ = httpx.ParseChecksum(d.rec.Request.Checksum)
+	}
+	if found, err := d.loadFinished(); err != nil || found {
+		if err == nil {
+			err = d.loadHash()
+			d.setWritten()
+		}
+		return err
+	}
 	if d.rec.Generation > 0 { // generation 0 never wrote any progress
 		if pf, err := d.progressFile(); err == nil {
 			if prog, err := pf.Load(d.rec.Generation); err == nil {
@@ -159,9 +170,7 @@ func (d *download) load() error {
 			}
 		} // else nothing to trust: start this generation afresh
 	}
-	if d.rec.Request.Checksum != "" {
-		d.sum, _ = httpx.ParseChecksum(d.rec.Request.Checksum)
-	} else if sums := httpx.ParseReprDigest(d.rec.ReprDigest); len(sums) > 0 {
+	if sums := httpx.ParseReprDigest(d.rec.ReprDigest); d.sum.Algorithm == "" && len(sums) > 0 {
 		d.sum = sums[0]
 	}
 	if d.rec.Path != "" && d.rec.State != recFinishing {
@@ -576,17 +585,24 @@ func (d *download) setWritten() {
 	d.t.mu.Unlock()
 }
 
-// finalize verifies the complete file and moves it to its destination (D3):
-// verify, sync, mark finishing, rename, sync the folder, mark completed.
-func (d *download) finalize() error {
-	if d.hash != nil {
-		if d.hashed != d.prog.Total {
-			return fmt.Errorf("durl: internal error: hashed %d of %d bytes", d.hashed, d.prog.Total)
-		}
-		if got := d.hash.Sum(nil); !bytes.Equal(got, d.sum.Sum) {
-			return d.keepAside(got)
-		}
+// verify checks the complete file against its checksum, if it has one,
+// and keeps it aside if it does not match.
+func (d *download) verify() error {
+	if d.hash == nil {
+		return nil
 	}
+	if d.hashed != d.prog.Total {
+		return fmt.Errorf("durl: internal error: hashed %d of %d bytes", d.hashed, d.prog.Total)
+	}
+	if got := d.hash.Sum(nil); !bytes.Equal(got, d.sum.Sum) {
+		return d.keepAside(got)
+	}
+	return nil
+}
+
+// finalize moves the complete, verified file to its destination (D3):
+// sync, mark finishing, rename, sync the folder, mark completed.
+func (d *download) finalize() error {
 	if err := d.s.syncData(d.part); err != nil {
 		return diskError("sync", d.part.Name(), err)
 	}
@@ -612,6 +628,7 @@ func (d *download) moveIntoPlace() error {
 	if err := d.s.fs.Rename(part, d.rec.Path); err != nil {
 		return diskError("rename", part, err)
 	}
+	d.unmarkFinished()
 	if err := d.s.syncDir(filepath.Dir(d.rec.Path)); err != nil {
 		return diskError("sync folder", filepath.Dir(d.rec.Path), err)
 	}

@@ -419,20 +419,7 @@ func TestFinishingRecordsItsLastBytes(t *testing.T) {
 	srv := durltest.NewServer(durltest.WithContent(11, size))
 	defer srv.Close()
 	opts := crashOptions(srv)
-	opts.CheckpointInterval = time.Hour
-	mem := memfs.New()
-	kill := func(op errfs.Op, path string) error {
-		if op == errfs.OpSync && strings.HasSuffix(path, PartialSuffix) {
-			mem.CrashAfter(0) // killed as the file is flushed
-			return memfs.ErrCrashed
-		}
-		return nil
-	}
-	runRequestOn(t, errfs.Wrap(mem, kill), bootA, opts, Request{URL: srv.FileURL(), Dest: crashDest})
-	if !mem.Crashed() {
-		t.Fatal("the download was never flushed")
-	}
-	after := mem.Crash(memfs.ProcessKill)
+	after := crashAtPartial(t, srv, opts, errfs.OpSync, memfs.ProcessKill) // killed as the file is flushed
 	before := len(srv.Requests())
 	if err := runRequestOn(t, after, bootA, opts, Request{URL: srv.FileURL(), Dest: crashDest}); err != nil {
 		t.Fatal(err)

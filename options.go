@@ -50,7 +50,8 @@ type Options struct {
 	// state Queued. Zero means no limit. A task whose bytes are all written
 	// may give its place to the next while its file is made durable and
 	// moved into place, so that small files finishing together share
-	// their syncs; at most MaxActive tasks finish so. Each running task
+	// their syncs; at most MaxActive tasks finish so, beside those whose
+	// partial file marks itself complete (see LazyRecords). Each running task
 	// spends milliseconds in fsync now and then; on a machine with few
 	// cores, run the program with GOMAXPROCS of 8 or more so that those
 	// system calls do not hold up the network (the durl command does
@@ -82,9 +83,12 @@ type Options struct {
 	// download that completes sooner never writes one, which makes many
 	// small files much cheaper; in exchange, a crash before the first
 	// record forgets the task (and the few KiB it had) rather than
-	// resuming it. For programs that start their downloads again from
-	// their own list, as durl get does. By default every task is recorded
-	// durably before Start returns (D7).
+	// resuming it. A complete file waiting for its flush is not lost so:
+	// its partial file carries a mark (an extended attribute) that lets
+	// a task started again for the same URL and destination, in the same
+	// boot, finish it without downloading it again. For programs that
+	// start their downloads again from their own list, as durl get does.
+	// By default every task is recorded durably before Start returns (D7).
 	LazyRecords bool
 
 	// NoSync turns off every fsync: faster, but a power loss can leave

@@ -55,6 +55,9 @@ func splitMin(req storedRequest) int64 {
 func (d *download) transfer(ctx context.Context) error {
 	for {
 		if d.complete() {
+			if err := d.verify(); err != nil {
+				return err
+			}
 			if err := d.leaveActiveEarly(); err != nil {
 				return err
 			}
@@ -78,14 +81,26 @@ func (d *download) transfer(ctx context.Context) error {
 // leaveActiveEarly gives the run's place among the active ones to the next
 // task before the complete file is flushed and moved into place, which
 // needs no network, so that files finishing together share their flushes.
-// It does so only when a kill meanwhile costs little (D5): a task without a
-// record leaves only if its file is at most recordStep, and a recorded task
-// first records its last bytes. As many tasks may finish so as may
+// It does so only when a kill meanwhile costs little (D5). A recorded task
+// first records its last bytes. A task without a record leaves only if
+// its file is at most recordStep; it first marks its file finished
+// (markFinished), which makes a kill cost nothing, and then needs no
+// finishing place. Without the mark, as many tasks may finish so as may
 // transfer (MaxActive, else 256): each place holds at most one finishing
 // download beside the one transferring. The others keep their place.
 func (d *download) leaveActiveEarly() error {
-	if !d.t.recorded() && d.prog.Total > recordStep {
-		return nil
+	if !d.t.recorded() {
+		if d.prog.Total > recordStep {
+			return nil
+		}
+		marked, err := d.markFinished()
+		if err != nil {
+			return err
+		}
+		if marked {
+			d.leaveActive()
+			return nil
+		}
 	}
 	limit := int32(d.s.Limits().MaxActive)
 	if limit <= 0 {
