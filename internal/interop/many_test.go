@@ -1,0 +1,126 @@
+package interop
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/durl-dev/durl/durltest"
+)
+
+// TestKill9ManySmallFiles kills `durl get -j 4 -i LIST` during a list of
+// small files, at three moments, and reruns it. The rerun may fetch again
+// only the files that were being transferred: at most one a connection
+// (D5). A file that was complete and waiting for its flush is kept, though
+// no record describes it: its partial file says it is complete. Every
+// file ends right.
+func TestKill9ManySmallFiles(t *testing.T) {
+	const (
+		seed  = 0x5a
+		files = 300
+		size  = 64 << 10
+		jobs  = 4
+	)
+	for _, killAt := range []int64{60, 140, 220} {
+		t.Run(fmt.Sprintf("killed after %d files", killAt), func(t *testing.T) {
+			// 16 MiB/s a response: a file takes about 4 ms, so the list
+			// takes long enough to be killed in the middle.
+			srv := durltest.NewServer(durltest.WithContent(seed, size), durltest.WithRate(16<<20))
+			defer srv.Close()
+			dir := t.TempDir()
+			state, out := filepath.Join(dir, "state"), filepath.Join(dir, "out")
+			var list strings.Builder
+			for i := range files {
+				fmt.Fprintf(&list, "%s/f%03d\n", srv.URL, i)
+			}
+			listFile := filepath.Join(dir, "list.txt")
+			if err := os.WriteFile(listFile, []byte(list.String()), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			args := []string{"--state", state, "get", "-q", "-j", fmt.Sprint(jobs), "-d", out, "-i", listFile}
+
+			p := start(t, dir, durlBin, args...)
+			placed := func() (int64, bool) {
+				complete, _ := countFiles(out)
+				return int64(len(complete)), true
+			}
+			killWhenPast(t, p, "files in place", placed, killAt, 0, 0)
+			inPlace, parts := countFiles(out)
+			firstRun := requestedPaths(srv, 0)
+			before := len(srv.Requests())
+
+			if p := start(t, dir, durlBin, args...); p.wait() != 0 {
+				t.Fatalf("the rerun exited %d (%v):\n%s", p.code, p.err, p.output())
+			}
+			var again []string
+			for path := range requestedPaths(srv, before) {
+				name := strings.TrimPrefix(path, "/")
+				if _, err := os.Stat(filepath.Join(out, name)); err != nil {
+					t.Fatalf("%s is not in place after the rerun: %v", name, err)
+				}
+				if firstRun[path] && !inPlace[name] {
+					again = append(again, name)
+				}
+			}
+			t.Logf("killed with %d files in place and %d partial files; the rerun fetched again %d unfinished: %v",
+				len(inPlace), parts, len(again), again)
+			if bound := markedBound(t, dir, jobs, size); len(again) > bound {
+				t.Errorf("the rerun fetched again %d files that were not in place, more than %d (D5)", len(again), bound)
+			}
+			for i := range files {
+				checkFile(t, filepath.Join(out, fmt.Sprintf("f%03d", i)), seed, size)
+			}
+			if _, n := countFiles(out); n != 0 {
+				t.Errorf("%d partial files left behind", n)
+			}
+		})
+	}
+}
+
+// markedBound is how many unfinished files a kill may cost a list of small
+// files fetched over jobs connections: one being transferred on each where
+// the file system of dir keeps extended attributes (finishing files are
+// marked complete), else D5's 256 KiB a connection.
+func markedBound(t *testing.T, dir string, jobs, size int) int {
+	probe := filepath.Join(dir, "xattr-probe")
+	if err := os.WriteFile(probe, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(probe)
+	if err := unix.Setxattr(probe, "user.durl-test", []byte("1"), 0); err != nil {
+		t.Logf("no extended attributes here (%v): allowing D5's 256 KiB a connection", err)
+		return jobs * lossPerKill / size
+	}
+	return jobs
+}
+
+// countFiles returns the names of the complete files in dir and how many
+// partial files it holds.
+func countFiles(dir string) (complete map[string]bool, partial int) {
+	entries, _ := os.ReadDir(dir)
+	complete = map[string]bool{}
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), partSuffix) {
+			partial++
+		} else {
+			complete[e.Name()] = true
+		}
+	}
+	return complete, partial
+}
+
+// requestedPaths returns the paths of the GET requests srv answered with
+// content, from request number first on.
+func requestedPaths(srv *durltest.Server, first int) map[string]bool {
+	paths := map[string]bool{}
+	for _, rq := range srv.Requests()[first:] {
+		if rq.Method == "GET" && (rq.Status == 200 || rq.Status == 206) {
+			paths[rq.Path] = true
+		}
+	}
+	return paths
+}
