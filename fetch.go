@@ -156,12 +156,16 @@ func (d *download) load() error {
 	if d.rec.Request.Checksum != "" {
 		d.sum, _ = httpx.ParseChecksum(d.rec.Request.Checksum)
 	}
-	if found, err := d.loadFinished(); err != nil || found {
-		if err == nil {
-			err = d.loadHash()
-			d.setWritten()
-		}
+	found, err := d.loadFinished()
+	if err != nil {
 		return err
+	}
+	if found { // a killed run left the file complete (see finishedAttr)
+		if err := d.loadHash(); err != nil {
+			return err
+		}
+		d.setWritten()
+		return nil
 	}
 	if d.rec.Generation > 0 { // generation 0 never wrote any progress
 		if pf, err := d.progressFile(); err == nil {

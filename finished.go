@@ -12,6 +12,7 @@ import (
 
 	"github.com/durl-dev/durl/internal/httpx"
 	"github.com/durl-dev/durl/internal/progress"
+	"github.com/durl-dev/durl/internal/vfs"
 )
 
 // finishedAttr names the attribute (vfs.File.SetAttr) that a download
@@ -128,35 +129,37 @@ func (d *download) loadFinished() (bool, error) {
 		return false, nil
 	}
 	part := partialPath(path)
-	f := d.part
-	if f == nil {
-		var err error
-		f, err = d.s.fs.OpenFile(part, os.O_RDWR|syscall.O_NOFOLLOW, 0)
-		if err != nil {
-			return false, nil // none: the download starts as usual
-		}
-		if err := f.Lock(); err != nil {
-			f.Close()
-			return false, lockError(err, part)
-		}
+	f, err := d.s.fs.OpenFile(part, os.O_RDWR|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return false, nil // none: the download starts as usual
 	}
-	found := false
-	if b, err := f.Attr(finishedAttr); err == nil {
-		if m, ok := decodeFinishedMark(b, d.s.bootID, d.rec.Request.URL); ok {
-			info, err := f.Stat()
-			found = err == nil && info.Size() == m.total
-			if found {
-				d.takeFinished(path, m)
-			}
-		}
-	}
-	switch {
-	case found:
-		d.part, d.marked = f, true
-	case f != d.part:
+	if err := f.Lock(); err != nil {
 		f.Close()
+		return false, lockError(err, part)
 	}
-	return found, nil
+	m, ok := d.finishedMarkOf(f)
+	if !ok {
+		f.Close() // the download starts over in it (openPartial)
+		return false, nil
+	}
+	d.part, d.marked = f, true
+	d.takeFinished(path, m)
+	return true, nil
+}
+
+// finishedMarkOf returns the finished mark of the partial file f, if it
+// has one that this run may trust and f has the size it gives.
+func (d *download) finishedMarkOf(f vfs.File) (finishedMark, bool) {
+	b, err := f.Attr(finishedAttr)
+	if err != nil {
+		return finishedMark{}, false
+	}
+	m, ok := decodeFinishedMark(b, d.s.bootID, d.rec.Request.URL)
+	if !ok {
+		return finishedMark{}, false
+	}
+	info, err := f.Stat()
+	return m, err == nil && info.Size() == m.total
 }
 
 // takeFinished makes the run's state that of a download of the file m

@@ -16,11 +16,10 @@ import (
 	"github.com/durl-dev/durl/internal/vfs/memfs"
 )
 
-// crashAtPartial runs the download of srv's file to crashDest with opts on
-// a memfs, without checkpoints, crashes it at the first operation of kind
+// crashAtPartial runs req with opts on a memfs, without checkpoints, crashes it at the first operation of kind
 // op on the partial file (or of the file system) and returns what a crash
 // of the given mode leaves.
-func crashAtPartial(t *testing.T, srv *durltest.Server, opts Options, op errfs.Op, mode memfs.CrashMode) *memfs.FS {
+func crashAtPartial(t *testing.T, opts Options, req Request, op errfs.Op, mode memfs.CrashMode) *memfs.FS {
 	t.Helper()
 	opts.CheckpointInterval = time.Hour // no checkpoint records the download
 	mem := memfs.New()
@@ -31,7 +30,7 @@ func crashAtPartial(t *testing.T, srv *durltest.Server, opts Options, op errfs.O
 		}
 		return nil
 	}
-	runRequestOn(t, errfs.Wrap(mem, crash), bootA, opts, Request{URL: srv.FileURL(), Dest: crashDest})
+	runRequestOn(t, errfs.Wrap(mem, crash), bootA, opts, req)
 	if !mem.Crashed() {
 		t.Fatalf("the download never reached a %s of its partial file", op)
 	}
@@ -45,7 +44,7 @@ func killWhileFinishing(t *testing.T, srv *durltest.Server) *memfs.FS {
 	t.Helper()
 	opts := crashOptions(srv)
 	opts.LazyRecords = true
-	return crashAtPartial(t, srv, opts, errfs.OpSync, memfs.ProcessKill)
+	return crashAtPartial(t, opts, Request{URL: srv.FileURL(), Dest: crashDest}, errfs.OpSync, memfs.ProcessKill)
 }
 
 // rerunLazy runs the download of url to crashDest again, without a
@@ -182,12 +181,39 @@ func TestFinishedMarkAfterPowerLoss(t *testing.T) {
 	opts := crashOptions(srv)
 	opts.LazyRecords = true
 	// After the flush, before the rename.
-	after := crashAtPartial(t, srv, opts, errfs.OpRename, memfs.PowerLoss)
+	after := crashAtPartial(t, opts, Request{URL: srv.FileURL(), Dest: crashDest}, errfs.OpRename, memfs.PowerLoss)
 	if again := rerunLazy(t, srv, after, bootB, srv.FileURL()); again != size {
 		t.Errorf("%d bytes downloaded again after power loss, want %d", again, size)
 	}
 	if got, _ := after.ReadFile(crashDest); !bytes.Equal(got, durltest.Content(11, size)) {
 		t.Fatal("wrong file after the rerun")
+	}
+}
+
+// A file found complete is checked against the checksum the rerun is
+// given, read from the disk.
+func TestFinishedFileIsVerified(t *testing.T) {
+	const size = 40 * kib
+	srv := durltest.NewServer(durltest.WithContent(11, size))
+	defer srv.Close()
+	good := durltest.Digest(11, size)
+	req := Request{URL: srv.FileURL(), Dest: crashDest, Checksum: "sha256:" + hexString(good[:])}
+	opts := crashOptions(srv)
+	opts.LazyRecords = true
+	for _, c := range []struct {
+		checksum string
+		want     error
+	}{{req.Checksum, nil}, {"sha256:" + strings.Repeat("0", 64), ErrChecksumMismatch}} {
+		after := crashAtPartial(t, opts, req, errfs.OpSync, memfs.ProcessKill)
+		before := len(srv.Requests())
+		rerun := req
+		rerun.Checksum = c.checksum
+		if err := runRequestOn(t, after, bootA, opts, rerun); !errors.Is(err, c.want) {
+			t.Errorf("checksum %s: the rerun ended with %v, want %v", c.checksum, err, c.want)
+		}
+		if n := len(srv.Requests()) - before; n != 0 {
+			t.Errorf("checksum %s: the rerun sent %d requests, want 0", c.checksum, n)
+		}
 	}
 }
 

@@ -419,7 +419,8 @@ func TestFinishingRecordsItsLastBytes(t *testing.T) {
 	srv := durltest.NewServer(durltest.WithContent(11, size))
 	defer srv.Close()
 	opts := crashOptions(srv)
-	after := crashAtPartial(t, srv, opts, errfs.OpSync, memfs.ProcessKill) // killed as the file is flushed
+	// Killed as the file is flushed.
+	after := crashAtPartial(t, opts, Request{URL: srv.FileURL(), Dest: crashDest}, errfs.OpSync, memfs.ProcessKill)
 	before := len(srv.Requests())
 	if err := runRequestOn(t, after, bootA, opts, Request{URL: srv.FileURL(), Dest: crashDest}); err != nil {
 		t.Fatal(err)
