@@ -61,6 +61,15 @@ func rerunLazy(t *testing.T, srv *durltest.Server, fsys *memfs.FS, boot [16]byte
 	return bodyBytesSince(srv, before)
 }
 
+// wantRerunFile fails the test unless crashDest holds the content (11,
+// size) after a rerun.
+func wantRerunFile(t *testing.T, fsys *memfs.FS, size int64) {
+	t.Helper()
+	if got, _ := fsys.ReadFile(crashDest); !bytes.Equal(got, durltest.Content(11, size)) {
+		t.Fatal("wrong file after the rerun")
+	}
+}
+
 // attrOf returns the finished mark of the file name, nil if it has none.
 func attrOf(t *testing.T, fsys vfs.FS, name string) []byte {
 	t.Helper()
@@ -96,9 +105,7 @@ func TestKilledWhileFinishingWithoutARecord(t *testing.T) {
 	if n := len(srv.Requests()) - before; n != 0 {
 		t.Errorf("the rerun sent %d requests, want 0", n)
 	}
-	if got, _ := after.ReadFile(crashDest); !bytes.Equal(got, durltest.Content(11, size)) {
-		t.Fatal("wrong file after the rerun")
-	}
+	wantRerunFile(t, after, size)
 	if attrOf(t, after, crashDest) != nil {
 		t.Error("the file in place still carries the finished mark")
 	}
@@ -165,9 +172,7 @@ func TestFinishedMarkIsCheckedNotTrusted(t *testing.T) {
 			if want := map[bool]int64{true: size}[c.refetch]; again != want {
 				t.Errorf("%d bytes downloaded again, want %d", again, want)
 			}
-			if got, _ := after.ReadFile(crashDest); !bytes.Equal(got, durltest.Content(11, size)) {
-				t.Fatal("wrong file after the rerun")
-			}
+			wantRerunFile(t, after, size)
 		})
 	}
 }
@@ -185,9 +190,7 @@ func TestFinishedMarkAfterPowerLoss(t *testing.T) {
 	if again := rerunLazy(t, srv, after, bootB, srv.FileURL()); again != size {
 		t.Errorf("%d bytes downloaded again after power loss, want %d", again, size)
 	}
-	if got, _ := after.ReadFile(crashDest); !bytes.Equal(got, durltest.Content(11, size)) {
-		t.Fatal("wrong file after the rerun")
-	}
+	wantRerunFile(t, after, size)
 }
 
 // A file found complete is checked against the checksum the rerun is

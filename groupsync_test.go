@@ -428,9 +428,7 @@ func TestFinishingRecordsItsLastBytes(t *testing.T) {
 	if again := bodyBytesSince(srv, before); again != 0 {
 		t.Errorf("%d bytes downloaded again after a kill during the flush, want 0", again)
 	}
-	if got, _ := after.ReadFile(crashDest); !bytes.Equal(got, durltest.Content(11, size)) {
-		t.Fatal("wrong file after the rerun")
-	}
+	wantRerunFile(t, after, size)
 }
 
 // Only a download that a kill during its flush costs little leaves its
