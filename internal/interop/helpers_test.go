@@ -314,17 +314,6 @@ func lossPerRun(ts []transfer) []int64 {
 	return out
 }
 
-// rangeStart returns N of "bytes=N-", 0 for no Range.
-func rangeStart(h string) int64 {
-	s, ok := strings.CutPrefix(strings.TrimSpace(h), "bytes=")
-	if !ok {
-		return 0
-	}
-	s, _, _ = strings.Cut(s, "-")
-	n, _ := strconv.ParseInt(s, 10, 64)
-	return n
-}
-
 // kib formats n bytes in KiB.
 func kib(n int64) string { return fmt.Sprintf("%.1f KiB", float64(n)/1024) }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/durl-dev/durl/durltest"
+	"github.com/durl-dev/durl/internal/spans"
 )
 
 // killSeed seeds the moments of the kills, so that a failure can be rerun.
@@ -96,7 +97,7 @@ func TestKill9ResumeFaultServer(t *testing.T) {
 		if rq.Method == "GET" && (rq.Status == 200 || rq.Status == 206) {
 			from := int64(0)
 			if rq.Status == 206 {
-				from = rangeStart(rq.Range)
+				from = spans.Asked(rq.Range, size).From
 			}
 			ts = append(ts, transfer{rng: rq.Range, status: rq.Status, from: from, sent: rq.BodyBytes})
 		}

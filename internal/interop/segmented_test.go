@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -69,8 +68,7 @@ func askedSpans(ts []transfer, size int64) []spans.Span {
 	var out []spans.Span
 	for _, x := range ts {
 		if x.status == 206 {
-			from := rangeStart(x.rng)
-			out = append(out, spans.Span{From: from, To: from + asked(x.rng, size)})
+			out = append(out, spans.Asked(x.rng, size))
 		}
 	}
 	return out
@@ -83,19 +81,6 @@ func sentSpans(ts []transfer) []spans.Span {
 		out = append(out, spans.Span{From: x.from, To: x.from + x.sent})
 	}
 	return out
-}
-
-// asked returns how many bytes a 206 response's "bytes=N-M" asked for
-// (to the end of a size-byte file when M is missing).
-func asked(rng string, size int64) int64 {
-	s, _ := strings.CutPrefix(strings.TrimSpace(rng), "bytes=")
-	a, b, _ := strings.Cut(s, "-")
-	first, _ := strconv.ParseInt(a, 10, 64)
-	last := size - 1
-	if b != "" {
-		last, _ = strconv.ParseInt(b, 10, 64)
-	}
-	return last - first + 1
 }
 
 func TestKill9Segmented(t *testing.T) {
@@ -180,7 +165,7 @@ func TestKill9Segmented(t *testing.T) {
 	// One kill cuts short every request in flight at that moment.
 	cut := 0
 	for _, x := range runs[0] {
-		if x.status == 206 && x.sent < asked(x.rng, size) {
+		if x.status == 206 && x.sent < spans.Asked(x.rng, size).Len() {
 			cut++
 		}
 	}

@@ -93,9 +93,7 @@ func (e LogEntry) Start() time.Time {
 func (e LogEntry) Body() spans.Span {
 	var from int64
 	if e.Status == http.StatusPartialContent {
-		s, _ := strings.CutPrefix(strings.TrimSpace(e.Range), "bytes=")
-		s, _, _ = strings.Cut(s, "-")
-		from, _ = strconv.ParseInt(s, 10, 64)
+		from = spans.Asked(e.Range, 0).From
 	}
 	return spans.Span{From: from, To: from + e.BodyBytesSent}
 }

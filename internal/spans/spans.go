@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -19,6 +21,23 @@ type Span struct{ From, To int64 }
 
 // Len returns the number of bytes in s, 0 if it is empty.
 func (s Span) Len() int64 { return max(s.To-s.From, 0) }
+
+// Asked returns the bytes of a file of size bytes that a Range header
+// "bytes=N-M" or "bytes=N-" (to the end) asks for; the whole file for no
+// header.
+func Asked(rangeHeader string, size int64) Span {
+	spec, ok := strings.CutPrefix(strings.TrimSpace(rangeHeader), "bytes=")
+	if !ok {
+		return Span{From: 0, To: size}
+	}
+	first, last, _ := strings.Cut(spec, "-")
+	from, _ := strconv.ParseInt(first, 10, 64)
+	to := size
+	if n, err := strconv.ParseInt(last, 10, 64); err == nil {
+		to = n + 1
+	}
+	return Span{From: from, To: to}
+}
 
 // Union sorts ss and merges the spans that overlap or touch, leaving out
 // empty ones. It does not change ss.

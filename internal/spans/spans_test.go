@@ -102,3 +102,19 @@ func TestWrittenLeavesReservedSpaceUnread(t *testing.T) {
 		t.Fatalf("the first data moved from %d to %d: Written read reserved space", before, after)
 	}
 }
+
+func TestAsked(t *testing.T) {
+	for _, c := range []struct {
+		header string
+		want   Span
+	}{
+		{"", Span{0, 100}},
+		{"bytes=10-19", Span{10, 20}},
+		{"bytes=10-", Span{10, 100}},
+		{" bytes=0-0 ", Span{0, 1}},
+	} {
+		if got := Asked(c.header, 100); got != c.want {
+			t.Errorf("Asked(%q, 100) = %v, want %v", c.header, got, c.want)
+		}
+	}
+}
