@@ -753,7 +753,7 @@ func (b *bench) scenarioManyFiles() section {
 	}
 	type many struct {
 		rowStats
-		argv func(dir, state string) []string
+		steps func(dir, state string) [][]string
 	}
 	durl := b.durlRow("durl -j 16", nil, true)
 	scratch := b.durlRow("durl -j 16 --no-sync", nil, false)
@@ -763,27 +763,36 @@ func (b *bench) scenarioManyFiles() section {
 		return sec
 	}
 	// Ratios compare with durl's row of the same kind: the peers sync
-	// nothing, like durl --no-sync.
+	// nothing, like durl --no-sync, unless followed by a sync.
 	const synced, notSynced = "synced", "not synced"
+	const curl, curlSynced = "curl --parallel --parallel-max 16", "curl --parallel --parallel-max 16 && sync -f DIR"
+	curlArgv := func(dir string) []string {
+		return []string{"curl", "-q", "-sS", "-f", "--parallel", "--parallel-max", "16", "--remote-name-all",
+			"--output-dir", dir, "-K", curlCfg}
+	}
 	rows := []many{
-		{rowStats{single: durl, group: synced}, func(dir, state string) []string {
-			return []string{b.tools.durl, "--state", state, "get", "-q", "-j", "16", "-d", dir, "-i", list}
+		{rowStats{single: durl, group: synced}, func(dir, state string) [][]string {
+			return [][]string{{b.tools.durl, "--state", state, "get", "-q", "-j", "16", "-d", dir, "-i", list}}
 		}},
-		{rowStats{single: single{name: "durable copy, no network (the disk's floor)"}, group: synced}, func(dir, state string) []string {
-			return []string{self, "-" + floorFlag, filepath.Join(b.root, "many"), dir}
+		{rowStats{single: single{name: "durable copy, no network (the disk's floor)"}, group: synced}, func(dir, state string) [][]string {
+			return [][]string{{self, "-" + floorFlag, filepath.Join(b.root, "many"), dir}}
 		}},
-		{rowStats{single: scratch, group: notSynced}, func(dir, state string) []string {
-			return []string{b.tools.durl, "--state", state, "get", "-q", "--no-sync", "-j", "16", "-d", dir, "-i", list}
+		{rowStats{single: single{name: curlSynced, tool: "curl", synced: true}, group: synced}, func(dir, state string) [][]string {
+			// sync -f is one syncfs(2) of the folder's file system, the
+			// flush durl shares among files finishing together.
+			return [][]string{curlArgv(dir), {"sync", "-f", dir}}
 		}},
-		{rowStats{single: single{name: "aria2c -j 16", tool: "aria2c"}, group: notSynced}, func(dir, state string) []string {
-			return append(append([]string{"aria2c"}, aria2Opts...), "-j", "16", "-d", dir, "-i", list)
+		{rowStats{single: scratch, group: notSynced}, func(dir, state string) [][]string {
+			return [][]string{{b.tools.durl, "--state", state, "get", "-q", "--no-sync", "-j", "16", "-d", dir, "-i", list}}
 		}},
-		{rowStats{single: single{name: "wget -i", tool: "wget"}, group: notSynced}, func(dir, state string) []string {
-			return []string{"wget", "--no-config", "-nv", "-P", dir, "-i", list}
+		{rowStats{single: single{name: "aria2c -j 16", tool: "aria2c"}, group: notSynced}, func(dir, state string) [][]string {
+			return [][]string{append(append([]string{"aria2c"}, aria2Opts...), "-j", "16", "-d", dir, "-i", list)}
 		}},
-		{rowStats{single: single{name: "curl --parallel --parallel-max 16", tool: "curl"}, group: notSynced}, func(dir, state string) []string {
-			return []string{"curl", "-q", "-sS", "-f", "--parallel", "--parallel-max", "16", "--remote-name-all",
-				"--output-dir", dir, "-K", curlCfg}
+		{rowStats{single: single{name: "wget -i", tool: "wget"}, group: notSynced}, func(dir, state string) [][]string {
+			return [][]string{{"wget", "--no-config", "-nv", "-P", dir, "-i", list}}
+		}},
+		{rowStats{single: single{name: curl, tool: "curl"}, group: notSynced}, func(dir, state string) [][]string {
+			return [][]string{curlArgv(dir)}
 		}},
 	}
 	timeout := 5 * time.Minute
@@ -807,7 +816,7 @@ func (b *bench) scenarioManyFiles() section {
 			}
 			out, state := b.freshDirs("s6")
 			syscall.Sync()
-			r := execute(b.ctx, timeout, b.tmp, row.argv(out, state), nil)
+			r := b.runSteps(row.steps(out, state), timeout, nil)
 			check := ""
 			if !r.OK() {
 				check = r.describe() + ": " + b.sanitize(tailLines(r.Output, 2))
@@ -843,13 +852,15 @@ func (b *bench) scenarioManyFiles() section {
 		"`curl --parallel --parallel-max 16`. durl makes every file durable by default (its data flushed before it "+
 		"is renamed into place, the folder flushed after: D3); the files that finish together share their flushes "+
 		"(one `syncfs` for their data, one folder fsync for their renames; see docs/durability.md). The peers sync "+
-		"nothing, so `durl --no-sync` is the like-for-like row. The floor row is what durable files cost this disk "+
+		"nothing, so `durl --no-sync` is the like-for-like row; curl followed by `sync -f` (one `syncfs` of the folder's "+
+		"file system, after the last file) is the like-for-like row of durable durl, though a kill before its sync "+
+		"could leave any file short or empty. The floor row is what durable files cost this disk "+
 		"with no network at all: the suite itself copies the %d served files, 16 at once, each written, flushed, "+
 		"renamed and its folder flushed the same way, sharing flushes as durl does. Every run writes into new folders, all "+
 		"removed at the end of the scenario (ext4 without a journal creates files several times slower for about "+
 		"30 s after many were deleted, which would slow whichever tool ran next); `sync` runs before each run. "+
-		"The second table compares `durl --no-sync` with curl repetition by repetition (rows take turns, so the "+
-		"two ran close together in each).",
+		"The second table compares durl with curl repetition by repetition, each kind with its own (rows take "+
+		"turns, so the two ran close together in each).",
 		n, sizeStr(size), n)
 	sec.tables = append(sec.tables, b.timedTable(stats, int64(n)*size, n))
 	runsOf := func(name string) []Run {
@@ -861,7 +872,10 @@ func (b *bench) scenarioManyFiles() section {
 		return nil
 	}
 	if t, ok := pairedRatios("curl's time ÷ durl --no-sync's, run by run (the same repetition)",
-		runsOf("curl --parallel --parallel-max 16"), runsOf(scratch.name)); ok {
+		runsOf(curl), runsOf(scratch.name)); ok {
+		if synced, ok := pairedRatios("curl && sync's time ÷ durl's (durable)", runsOf(curlSynced), runsOf(durl.name)); ok {
+			t.rows = append(t.rows, synced.rows...)
+		}
 		sec.tables = append(sec.tables, t)
 	}
 	return sec
