@@ -5,12 +5,14 @@
 // and Digest) under every path, with correct RFC 9110 range semantics by
 // default: single ranges answered 206 with Content-Range, several ranges
 // answered 200 with the full body, unsatisfiable ranges answered 416 with
-// Content-Range: bytes */size, and If-Range honoured only for an equal strong
-// ETag or an equal strong Last-Modified date. Options break each rule a
+// Content-Range: bytes */size, If-Range honoured only for an equal strong
+// ETag or an equal strong Last-Modified date, and a GET whose If-None-Match
+// or If-Modified-Since says the client has the current content answered
+// 304 Not Modified. Options break each rule a
 // resuming client relies on: ignored ranges, content replaced between or
 // during requests, cut connections, stalls, short bodies, error statuses,
 // redirect chains, expiring signed URLs, gzip where identity was expected,
-// wrong digests.
+// wrong digests, ignored preconditions.
 //
 // Paths:
 //

@@ -83,6 +83,7 @@ type config struct {
 	tls             bool
 	http2           bool
 	noContentLength bool
+	noConditionals  bool
 }
 
 func defaultConfig() config {
@@ -262,4 +263,11 @@ func WithHTTP2() Option {
 // HTTP/1.1), so the client does not know the size.
 func WithoutContentLength() Option {
 	return func(c *config) { c.noContentLength = true }
+}
+
+// WithoutConditionals makes the server ignore If-None-Match and
+// If-Modified-Since: it answers 200 with the body where a server that
+// honours them would answer 304 Not Modified.
+func WithoutConditionals() Option {
+	return func(c *config) { c.noConditionals = true }
 }

@@ -90,6 +90,27 @@ func ifRangeHolds(val string, v *version, now time.Time) bool {
 	return t.Equal(v.lastMod)
 }
 
+// notModified reports whether the preconditions of a GET in h say v has
+// not changed (RFC 9110 §13.2.2): If-None-Match lists its ETag (weak
+// comparison), or without If-None-Match, If-Modified-Since is not before
+// its Last-Modified.
+func notModified(h http.Header, v *version) bool {
+	if inm := h.Get("If-None-Match"); inm != "" {
+		if v.etag == "" {
+			return false
+		}
+		for _, tag := range strings.Split(inm, ",") {
+			tag = strings.TrimSpace(tag)
+			if tag == "*" || strings.TrimPrefix(tag, "W/") == strings.TrimPrefix(v.etag, "W/") {
+				return true
+			}
+		}
+		return false
+	}
+	t, err := http.ParseTime(h.Get("If-Modified-Since"))
+	return err == nil && !v.lastMod.IsZero() && !v.lastMod.After(t)
+}
+
 // offersGzip reports whether Accept-Encoding values offer gzip with a
 // non-zero quality.
 func offersGzip(values []string) bool {

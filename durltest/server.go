@@ -412,6 +412,10 @@ func (s *Server) serveContent(rp *reply) {
 	if v.etag != "" {
 		h.Set("ETag", v.etag)
 	}
+	if !s.cfg.noConditionals && notModified(r.Header, v) {
+		rp.writeHeader(http.StatusNotModified)
+		return
+	}
 
 	status, first, length := http.StatusOK, int64(0), v.size
 	if len(ranges) > 0 && rangesOn && ifRangeHolds(r.Header.Get("If-Range"), v, now) {
