@@ -47,7 +47,7 @@ type Event struct {
 	Path     string // the destination file, once known
 	State    State
 	Progress Progress
-	Reason   string // for EventRestarted and EventRetrying: why, in words
+	Reason   string // for EventRestarted and EventRetrying: why, in words; for EventCompleted, set when the file in place was kept unchanged
 	Err      error  // for EventFailed and EventRetrying
 }
 

@@ -102,9 +102,11 @@ type download struct {
 	deferred    bool        // rec has a generation not written yet (see reset)
 	newPartial  bool        // the partial file's name is not durable yet
 	mark        progressMark
-	leaveActive func() // gives the run's place among the active ones to the next
-	leftActive  bool   // it did, taking a finishing place (see leaveActiveEarly)
-	marked      bool   // the partial file carries the finished mark (finishedAttr)
+	leaveActive func()        // gives the run's place among the active ones to the next
+	leftActive  bool          // it did, taking a finishing place (see leaveActiveEarly)
+	marked      bool          // the partial file carries the finished mark (finishedAttr)
+	placed      *finishedMark // the marked file an earlier run put in place (loadPlaced)
+	unchanged   bool          // the server said it is unchanged: the run keeps it
 }
 
 // run is one run of a task, from taking its locks to completion or error.
@@ -167,6 +169,7 @@ func (d *download) load() error {
 		d.setWritten()
 		return nil
 	}
+	d.loadPlaced()
 	if d.rec.Generation > 0 { // generation 0 never wrote any progress
 		if pf, err := d.progressFile(); err == nil {
 			if prog, err := pf.Load(d.rec.Generation); err == nil {
@@ -632,12 +635,17 @@ func (d *download) moveIntoPlace() error {
 	if err := d.s.fs.Rename(part, d.rec.Path); err != nil {
 		return diskError("rename", part, err)
 	}
-	d.unmarkFinished()
+	d.markPlaced()
 	if err := d.s.syncDir(filepath.Dir(d.rec.Path)); err != nil {
 		return diskError("sync folder", filepath.Dir(d.rec.Path), err)
 	}
 	// Not synced: if a power loss takes this save, the record says
 	// "finishing", and the next run finds the file in place (D3).
+	return d.completed()
+}
+
+// completed records that the download is complete, its file in place.
+func (d *download) completed() error {
 	d.mu.Lock()
 	d.rec.State = recCompleted
 	d.rec.Error, d.rec.ErrorKind = "", ""

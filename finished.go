@@ -3,11 +3,12 @@ package durl
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"syscall"
 
 	"github.com/durl-dev/durl/internal/httpx"
@@ -15,69 +16,94 @@ import (
 	"github.com/durl-dev/durl/internal/vfs"
 )
 
-// finishedAttr names the attribute (vfs.File.SetAttr) that a download
-// without a record puts on its partial file once every byte is written
-// and verified: the file's own record that it is complete. With it the
-// download leaves its place to the next one while its file waits for a
-// flush shared with many others, and a kill meanwhile costs nothing (D5),
-// though no task file describes it: the rerun finds the mark before it
-// asks the server anything, and only finishes the file. The mark is
-// removed once the file is in place.
+// finishedAttr names the attribute (vfs.File.SetAttr) in which durl marks
+// a file complete: a mark that a rerun checks before it asks the server
+// anything. It comes in two versions.
+//
+// A finished mark goes on the partial file of a download without a
+// record once every byte is written and verified: the file's own record
+// that it is complete. With it the download leaves its place to the next
+// one while its file waits for a flush shared with many others, and a
+// kill meanwhile costs nothing (D5), though no task file describes it:
+// the rerun only finishes the file. It vouches for data that may not be
+// flushed yet, so it is trusted only in the boot that wrote it, like the
+// volatile progress slot.
+//
+// A placed mark replaces it once the file is in place (and goes on the
+// files of recorded downloads too): a rerun of the same download, say of
+// a list that was killed part way, then asks the server for the file only
+// if it changed (If-None-Match, else If-Modified-Since), and keeps the
+// file on 304 Not Modified. Its data was flushed before the rename, so
+// the mark holds across reboots, except under NoSync, where it too is
+// trusted only in the boot that wrote it.
 const finishedAttr = "durl"
 
-// A finished mark is a version byte, a digest, then the file's size and
-// strong validators, each ended by a zero byte. The digest covers them, the
-// URL and the boot id: the mark vouches for data that may not be flushed
-// yet, so it is trusted only in the boot that wrote it, like the volatile
-// progress slot (D5), and only for the same URL. Most marks fit inside an
-// ext4 inode, where setting one writes no block of its own.
+// A mark is its version, a digest, then the file's size and modification
+// time (8 bytes each, big-endian) and its strong validators, each ended by
+// a zero byte. The digest covers the version, the boot id (zero for a
+// mark trusted across reboots), the URL and the rest. A file is taken for
+// what its mark says only with the mark's size and modification time:
+// written to since, it is downloaded again. Most marks fit inside an ext4
+// inode, where setting one writes no block of its own.
 type finishedMark struct {
-	total         int64
+	total, mtime  int64
 	etag, lastMod string
 }
 
 const (
-	finishedVersion = 1
-	finishedDigest  = 16
+	finishedVersion = 1 // on a complete partial file
+	placedVersion   = 2 // on a file in place
+	markDigest      = 16
+	markNumbers     = 16 // the size and the modification time
 )
 
-func (m finishedMark) digest(boot [16]byte, rawURL string) []byte {
+func (m finishedMark) digest(version byte, boot [16]byte, rawURL string, rest []byte) []byte {
 	h := sha256.New()
+	h.Write([]byte{version})
 	h.Write(boot[:])
-	for _, s := range []string{rawURL, strconv.FormatInt(m.total, 10), m.etag, m.lastMod} {
-		h.Write([]byte(s))
-		h.Write([]byte{0})
-	}
-	return h.Sum(nil)[:finishedDigest]
+	h.Write([]byte(rawURL))
+	h.Write([]byte{0})
+	h.Write(rest)
+	return h.Sum(nil)[:markDigest]
 }
 
-func (m finishedMark) encode(boot [16]byte, rawURL string) []byte {
-	b := append([]byte{finishedVersion}, m.digest(boot, rawURL)...)
-	for _, s := range []string{strconv.FormatInt(m.total, 10), m.etag, m.lastMod} {
-		b = append(append(b, s...), 0)
-	}
-	return b
+func (m finishedMark) encode(version byte, boot [16]byte, rawURL string) []byte {
+	rest := binary.BigEndian.AppendUint64(nil, uint64(m.total))
+	rest = binary.BigEndian.AppendUint64(rest, uint64(m.mtime))
+	rest = append(append(rest, m.etag...), 0)
+	rest = append(append(rest, m.lastMod...), 0)
+	return append(append([]byte{version}, m.digest(version, boot, rawURL, rest)...), rest...)
 }
 
-// decodeFinishedMark parses b, and reports false unless it is a mark of
-// this version written in boot for rawURL.
-func decodeFinishedMark(b []byte, boot [16]byte, rawURL string) (finishedMark, bool) {
-	if len(b) < 1+finishedDigest || b[0] != finishedVersion {
+// decodeMark parses b, and reports false unless it is a mark of version
+// written in boot for rawURL.
+func decodeMark(b []byte, version byte, boot [16]byte, rawURL string) (finishedMark, bool) {
+	if len(b) < 1+markDigest+markNumbers || b[0] != version {
 		return finishedMark{}, false
 	}
-	fields := bytes.Split(b[1+finishedDigest:], []byte{0})
-	if len(fields) != 4 || len(fields[3]) != 0 {
+	rest := b[1+markDigest:]
+	fields := bytes.Split(rest[markNumbers:], []byte{0})
+	if len(fields) != 3 || len(fields[2]) != 0 {
 		return finishedMark{}, false
 	}
-	total, err := strconv.ParseInt(string(fields[0]), 10, 64)
-	if err != nil || total < 0 {
-		return finishedMark{}, false
+	m := finishedMark{
+		total:   int64(binary.BigEndian.Uint64(rest)),
+		mtime:   int64(binary.BigEndian.Uint64(rest[8:])),
+		etag:    string(fields[0]),
+		lastMod: string(fields[1]),
 	}
-	m := finishedMark{total: total, etag: string(fields[1]), lastMod: string(fields[2])}
-	if m.etag == "" && m.lastMod == "" || !bytes.Equal(b[1:1+finishedDigest], m.digest(boot, rawURL)) {
+	if m.total < 0 || m.etag == "" && m.lastMod == "" ||
+		!bytes.Equal(b[1:1+markDigest], m.digest(version, boot, rawURL, rest)) {
 		return finishedMark{}, false
 	}
 	return m, true
+}
+
+// describes reports whether f is the file m describes: of its size, and
+// not written to since it was marked.
+func (m finishedMark) describes(f vfs.File) bool {
+	info, err := f.Stat()
+	return err == nil && info.Size() == m.total && info.ModTime().UnixNano() == m.mtime
 }
 
 // finishedPath is where a rerun looks for a finished file of req before it
@@ -101,14 +127,14 @@ func finishedPath(req storedRequest) string {
 // where a rerun looks (finishedPath), syncing is off (finishing then
 // takes no time) or the file system keeps no attributes.
 func (d *download) markFinished() (bool, error) {
-	d.mu.Lock()
-	m := finishedMark{total: d.rec.Total, etag: d.rec.ETag, lastMod: d.rec.LastModified}
-	path := d.rec.Path
-	d.mu.Unlock()
-	if m.etag == "" && m.lastMod == "" || d.s.opts.NoSync || path != finishedPath(d.rec.Request) {
+	if d.s.opts.NoSync {
 		return false, nil
 	}
-	err := d.part.SetAttr(finishedAttr, m.encode(d.s.bootID, d.rec.Request.URL))
+	m, ok := d.markOf()
+	if !ok {
+		return false, nil
+	}
+	err := d.part.SetAttr(finishedAttr, m.encode(finishedVersion, d.s.bootID, d.rec.Request.URL))
 	if errors.Is(err, errors.ErrUnsupported) {
 		return false, nil
 	}
@@ -117,6 +143,25 @@ func (d *download) markFinished() (bool, error) {
 	}
 	d.marked = true
 	return true, nil
+}
+
+// markOf returns the mark that describes the complete partial file, false
+// where a rerun could not use one: the remote gave no strong validator,
+// or the file is not where a rerun looks (finishedPath).
+func (d *download) markOf() (finishedMark, bool) {
+	d.mu.Lock()
+	m := finishedMark{total: d.rec.Total, etag: d.rec.ETag, lastMod: d.rec.LastModified}
+	path := d.rec.Path
+	d.mu.Unlock()
+	if m.etag == "" && m.lastMod == "" || path != finishedPath(d.rec.Request) {
+		return finishedMark{}, false
+	}
+	info, err := d.part.Stat()
+	if err != nil {
+		return finishedMark{}, false
+	}
+	m.mtime = info.ModTime().UnixNano()
+	return m, true
 }
 
 // loadFinished looks, for a download that has learnt nothing of the remote
@@ -154,12 +199,8 @@ func (d *download) finishedMarkOf(f vfs.File) (finishedMark, bool) {
 	if err != nil {
 		return finishedMark{}, false
 	}
-	m, ok := decodeFinishedMark(b, d.s.bootID, d.rec.Request.URL)
-	if !ok {
-		return finishedMark{}, false
-	}
-	info, err := f.Stat()
-	return m, err == nil && info.Size() == m.total
+	m, ok := decodeMark(b, finishedVersion, d.s.bootID, d.rec.Request.URL)
+	return m, ok && m.describes(f)
 }
 
 // takeFinished makes the run's state that of a download of the file m
@@ -179,14 +220,76 @@ func (d *download) takeFinished(path string, m finishedMark) {
 	d.t.setRecord(rec)
 }
 
-// unmarkFinished removes the finished mark once the file is in place, so
-// the user's file does not carry it. Not before the rename: a kill in
-// between would cost the file. A failure, or a crash before the removal
-// is durable, leaves only a stray attribute that durl never reads (it
-// looks at partial files only), not worth failing the download for.
-func (d *download) unmarkFinished() {
-	if d.marked {
-		d.part.SetAttr(finishedAttr, nil)
-		d.marked = false
+// markPlaced replaces the finished mark of the file just moved into place
+// with a placed mark, or puts one on it, where a rerun can use it. It
+// fails silently: without the mark, a rerun only downloads the file again.
+// (A finished mark left on the file is never read: durl reads those on
+// partial files only.)
+func (d *download) markPlaced() {
+	d.marked = false
+	if d.part == nil {
+		return // finishInterrupted renamed a file it did not open
 	}
+	m, ok := d.markOf()
+	if !ok {
+		return
+	}
+	var boot [16]byte // zero: trusted in any boot
+	if d.s.opts.NoSync {
+		boot = d.s.bootID
+	}
+	d.part.SetAttr(finishedAttr, m.encode(placedVersion, boot, d.rec.Request.URL))
+}
+
+// loadPlaced looks, for a download that has learnt nothing of the remote
+// yet, for the file an earlier run put in place and marked (markPlaced).
+// If this run may trust it, and it matches the checksum the request gives,
+// the first request asks for the file only if it changed.
+func (d *download) loadPlaced() {
+	path := finishedPath(d.rec.Request)
+	if d.rec.Generation != 0 || path == "" {
+		return
+	}
+	// O_NONBLOCK: a FIFO at the destination must not block the open.
+	f, err := d.s.fs.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	b, err := f.Attr(finishedAttr)
+	if err != nil {
+		return
+	}
+	m, ok := decodeMark(b, placedVersion, [16]byte{}, d.rec.Request.URL)
+	if !ok {
+		m, ok = decodeMark(b, placedVersion, d.s.bootID, d.rec.Request.URL)
+	}
+	if !ok || !m.describes(f) {
+		return
+	}
+	if d.sum.Algorithm != "" {
+		h := d.sum.New()
+		if _, err := io.Copy(h, io.NewSectionReader(f, 0, m.total)); err != nil || !bytes.Equal(h.Sum(nil), d.sum.Sum) {
+			return
+		}
+	}
+	d.placed = &m
+}
+
+// conditional returns the header that asks for the file only if it changed
+// since the marked file in place was downloaded, and its value.
+func (m finishedMark) conditional() (name, value string) {
+	if m.etag != "" {
+		return "If-None-Match", m.etag
+	}
+	return "If-Modified-Since", m.lastMod
+}
+
+// keepPlaced takes the download as complete with the file in place, which
+// the server said is unchanged (304 Not Modified).
+func (d *download) keepPlaced() {
+	d.takeFinished(finishedPath(d.rec.Request), *d.placed)
+	d.mu.Lock()
+	d.unchanged = true
+	d.mu.Unlock()
 }

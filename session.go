@@ -248,6 +248,13 @@ func (s *Session) Close() error {
 // same URL and destination, Start continues that task instead, as rerunning
 // `durl get` does. It returns an error wrapping ErrLocked if that download
 // is running in another process.
+//
+// A file that an earlier download of the same URL put at the destination,
+// untouched since, is not fetched again blindly: durl marked it (an
+// extended attribute) when it moved it into place, and the first request
+// asks for the file only if it changed. On 304 Not Modified the task
+// completes at once, keeping the file, and its EventCompleted has a
+// Reason; any other answer replaces the file as usual.
 func (s *Session) Start(req Request) (*Task, error) { return s.create(req, true) }
 
 // Add creates a download without starting it: the task is Paused until

@@ -39,6 +39,7 @@ type Task struct {
 	written   int64
 	rate      float64
 	resume    ResumeData // resume data made when the last run ended
+	note      string     // the Reason of the event that ends the current run
 
 	saveMu     sync.Mutex    // serialises saves of rec, guards held, slot, seq and unrecorded
 	unrecorded bool          // no task file yet: the first save creates it (Options.LazyRecords)
@@ -523,14 +524,27 @@ func (t *Task) finish(ctx context.Context, err error) {
 	}
 	t.cancel = nil
 	t.rate = 0
+	note := t.note
+	t.note = ""
 	t.mu.Unlock()
 	t.setState(state)
 	if state != Cancelled {
-		t.s.emit(t, kind, "", err)
+		t.s.emit(t, kind, note, err)
 	}
 	t.mu.Lock()
 	close(t.done)
 	t.mu.Unlock()
+}
+
+// keptNote is the Reason of the EventCompleted of a download whose file in
+// place was kept: the server said it had not changed.
+const keptNote = "unchanged on the server since it was downloaded"
+
+// setNote sets the Reason of the event that ends the current run.
+func (t *Task) setNote(note string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.note = note
 }
 
 // setState is the one place a task's state changes.

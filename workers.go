@@ -55,6 +55,10 @@ func splitMin(req storedRequest) int64 {
 func (d *download) transfer(ctx context.Context) error {
 	for {
 		if d.complete() {
+			if d.unchanged {
+				d.t.setNote(keptNote)
+				return d.completed()
+			}
 			if err := d.verify(); err != nil {
 				return err
 			}
@@ -281,6 +285,10 @@ func (d *download) attempt(ctx context.Context, part *int) error {
 		target, usingFinal = d.rec.FinalURL, true
 	}
 	validator := d.validator()
+	placed := d.placed
+	if d.rec.Generation != 0 {
+		placed = nil // the file in place is being replaced
+	}
 	d.mu.Unlock()
 	pos := seg.Start + seg.Written
 
@@ -308,6 +316,10 @@ func (d *download) attempt(ctx context.Context, part *int) error {
 	default: // one connection, no safe validator: check an overlap first
 		overlap = min(pos, overlapSize)
 		req.Header.Set("Range", httpx.FormatRange(pos-overlap, -1))
+	}
+
+	if placed != nil {
+		req.Header.Set(placed.conditional())
 	}
 
 	release, err := d.s.hostSlot(actx, d.t, req.URL.Host)
@@ -401,6 +413,12 @@ func (d *download) attempt(ctx context.Context, part *int) error {
 			}
 		}
 		return d.copySegment(actx, body, idx, pos, cr.Last+1)
+
+	case http.StatusNotModified:
+		if placed != nil {
+			d.keepPlaced()
+			return nil
+		}
 
 	case http.StatusRequestedRangeNotSatisfiable:
 		cr, err := httpx.ParseContentRange(resp.Header.Get("Content-Range"))

@@ -67,7 +67,8 @@ func (a *app) getCmd() *cobra.Command {
 		Short: "Download files; run the same command again to continue after any interruption",
 		Long: "Download each URL. If the download is interrupted (Ctrl-C, kill -9, power loss,\n" +
 			"network failure), run the same command again: it continues where it stopped,\n" +
-			"and starts over only if the remote file changed.\n\n" +
+			"and starts over only if the remote file changed. A file it already put in place\n" +
+			"is kept if the server says it is unchanged (one small request).\n\n" +
 			"Without -o, each file is saved in the current folder (or -d DIR) under the name\n" +
 			"the server gives (Content-Disposition), else the last part of the URL.\n" +
 			"With several URLs, the exit code is that of the first one that failed, in the\n" +
@@ -168,7 +169,8 @@ func download(ctx context.Context, opts durl.Options, reqs []durl.Request, r ren
 	}
 	// Workers, each starting the next download and waiting for it: only
 	// the downloads under way have a task, so a long list costs nothing
-	// until its turn (a rerun of the command starts the rest). There are
+	// until its turn (a rerun of the command starts the rest, and keeps
+	// the files in place that the server says are unchanged). There are
 	// finishWorkers times as many as -j: the session transfers -j at once,
 	// and a small download that is flushing its file leaves its place to
 	// the next (see Options.MaxActive), so that files finishing together

@@ -320,6 +320,16 @@ func TestE2EPlainDownload(t *testing.T) {
 	if _, err := os.Stat(dest + ".durl-part"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("partial file left behind: %v", err)
 	}
+
+	// Run again: the server says the file is unchanged, and it is kept.
+	r = runDurl(t, "", "--state", state, "get", "-o", dest, srv.URL+"/files/data.bin")
+	wantExit(t, r, 0)
+	if want := "durl: kept " + dest + " (1.0 MiB): unchanged on the server"; !strings.Contains(r.stderr, want) {
+		t.Errorf("stderr %q, want %q", r.stderr, want)
+	}
+	if got := fileSum(t, dest); got != srv.sum {
+		t.Fatalf("SHA-256 %s after the rerun, want %s", got, srv.sum)
+	}
 }
 
 func TestE2ENamesInCurrentFolderAndDir(t *testing.T) {

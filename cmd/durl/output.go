@@ -227,7 +227,8 @@ func ofTotal(total int64) string {
 }
 
 // savedLine is the line printed when a download completes, such as
-// "durl: saved /path/file (1.0 GiB, 12.3 s, 85.2 MiB/s)".
+// "durl: saved /path/file (1.0 GiB, 12.3 s, 85.2 MiB/s)", or "durl: kept
+// /path/file (1.0 GiB): REASON" when the file in place was kept.
 func savedLine(ev durl.Event, v *taskView) string {
 	size := ev.Progress.Written
 	if ev.Progress.Total > size {
@@ -236,6 +237,9 @@ func savedLine(ev durl.Event, v *taskView) string {
 	name := ev.Path
 	if name == "" {
 		name = redactURL(ev.URL)
+	}
+	if ev.Reason != "" {
+		return fmt.Sprintf("durl: kept %s (%s): %s", name, formatSize(size), ev.Reason)
 	}
 	if !v.started || ev.Time.IsZero() || v.startTime.IsZero() {
 		return fmt.Sprintf("durl: saved %s (%s)", name, formatSize(size))
