@@ -55,6 +55,25 @@ func runPlaced(t *testing.T, srv *durltest.Server, fsys *memfs.FS, boot [16]byte
 	return run
 }
 
+// downloadedOnce serves a file of size with srvOpts, downloads it to
+// crashDest on a new memfs in boot A with crashOptions changed by tweak
+// (if set), and returns the server (closed with the test), the file
+// system, the options and the request.
+func downloadedOnce(t *testing.T, size int64, tweak func(*Options), srvOpts ...durltest.Option) (*durltest.Server, *memfs.FS, Options, Request) {
+	t.Helper()
+	srv := durltest.NewServer(append(srvOpts, durltest.WithContent(11, size))...)
+	t.Cleanup(srv.Close)
+	mem, opts := memfs.New(), crashOptions(srv)
+	if tweak != nil {
+		tweak(&opts)
+	}
+	req := Request{URL: srv.FileURL(), Dest: crashDest}
+	if run := runPlaced(t, srv, mem, bootA, opts, "/s1", req); run.err != nil {
+		t.Fatal(run.err)
+	}
+	return srv, mem, opts, req
+}
+
 // keptUnchanged fails the test unless run kept the file in place after
 // one conditional request that the server answered 304.
 func keptUnchanged(t *testing.T, run placedRun, header string) {
@@ -115,15 +134,7 @@ func TestRerunKeepsUnchangedFile(t *testing.T) {
 			header: "If-Modified-Since"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			srv := durltest.NewServer(append(c.opts, durltest.WithContent(11, size))...)
-			defer srv.Close()
-			mem := memfs.New()
-			opts := crashOptions(srv)
-			opts.LazyRecords = c.lazy
-			req := Request{URL: srv.FileURL(), Dest: crashDest}
-			if run := runPlaced(t, srv, mem, bootA, opts, "/s1", req); run.err != nil {
-				t.Fatal(run.err)
-			}
+			srv, mem, opts, req := downloadedOnce(t, size, func(o *Options) { o.LazyRecords = c.lazy }, c.opts...)
 			keptUnchanged(t, runPlaced(t, srv, mem, bootB, opts, "/s2", req), c.header)
 			wantRerunFile(t, mem, size)
 		})
@@ -138,11 +149,7 @@ func TestRerunKeepsUnchangedFile(t *testing.T) {
 func TestRerunReplacesChangedFile(t *testing.T) {
 	const size = 100 * kib
 	t.Run("the remote changed", func(t *testing.T) {
-		srv := durltest.NewServer(durltest.WithContent(11, size))
-		defer srv.Close()
-		mem, opts := memfs.New(), crashOptions(srv)
-		req := Request{URL: srv.FileURL(), Dest: crashDest}
-		runPlaced(t, srv, mem, bootA, opts, "/s1", req)
+		srv, mem, opts, req := downloadedOnce(t, size, nil)
 		srv.Replace(12, size+1)
 		run := runPlaced(t, srv, mem, bootA, opts, "/s2", req)
 		if run.err != nil || len(run.sent) != 1 || run.sent[0].BodyBytes != size+1 || run.completed.Reason != "" {
@@ -177,11 +184,7 @@ func TestRerunReplacesChangedFile(t *testing.T) {
 		{name: "the server ignores the question", opts: []durltest.Option{durltest.WithoutConditionals()}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			srv := durltest.NewServer(append(c.opts, durltest.WithContent(11, size))...)
-			defer srv.Close()
-			mem, opts := memfs.New(), crashOptions(srv)
-			req := Request{URL: srv.FileURL(), Dest: crashDest}
-			runPlaced(t, srv, mem, bootA, opts, "/s1", req)
+			srv, mem, opts, req := downloadedOnce(t, size, nil, c.opts...)
 			if c.alter != nil {
 				c.alter(t, mem)
 			}
@@ -206,12 +209,7 @@ func TestRerunReplacesChangedFile(t *testing.T) {
 // holds only in the boot that wrote it.
 func TestRerunAfterNoSync(t *testing.T) {
 	const size = 100 * kib
-	srv := durltest.NewServer(durltest.WithContent(11, size))
-	defer srv.Close()
-	mem, opts := memfs.New(), crashOptions(srv)
-	opts.NoSync = true
-	req := Request{URL: srv.FileURL(), Dest: crashDest}
-	runPlaced(t, srv, mem, bootA, opts, "/s1", req)
+	srv, mem, opts, req := downloadedOnce(t, size, func(o *Options) { o.NoSync = true })
 	keptUnchanged(t, runPlaced(t, srv, mem, bootA, opts, "/s2", req), "If-None-Match")
 	downloadedAgain(t, runPlaced(t, srv, mem, bootB, opts, "/s3", req), size)
 	wantRerunFile(t, mem, size)
@@ -222,11 +220,7 @@ func TestRerunAfterNoSync(t *testing.T) {
 // and fails the check as any download would.
 func TestRerunChecksPlacedFile(t *testing.T) {
 	const size = 100 * kib
-	srv := durltest.NewServer(durltest.WithContent(11, size))
-	defer srv.Close()
-	mem, opts := memfs.New(), crashOptions(srv)
-	req := Request{URL: srv.FileURL(), Dest: crashDest}
-	runPlaced(t, srv, mem, bootA, opts, "/s1", req)
+	srv, mem, opts, req := downloadedOnce(t, size, nil)
 	good := durltest.Digest(11, size)
 	req.Checksum = "sha256:" + hexString(good[:])
 	keptUnchanged(t, runPlaced(t, srv, mem, bootA, opts, "/s2", req), "If-None-Match")
