@@ -57,7 +57,8 @@ const (
 	markNumbers     = 16 // the size and the modification time
 )
 
-func (m finishedMark) digest(version byte, boot [16]byte, rawURL string, rest []byte) []byte {
+// digestOf is the digest of a mark whose bytes after the digest are rest.
+func digestOf(version byte, boot [16]byte, rawURL string, rest []byte) []byte {
 	h := sha256.New()
 	h.Write([]byte{version})
 	h.Write(boot[:])
@@ -72,7 +73,7 @@ func (m finishedMark) encode(version byte, boot [16]byte, rawURL string) []byte 
 	rest = binary.BigEndian.AppendUint64(rest, uint64(m.mtime))
 	rest = append(append(rest, m.etag...), 0)
 	rest = append(append(rest, m.lastMod...), 0)
-	return append(append([]byte{version}, m.digest(version, boot, rawURL, rest)...), rest...)
+	return append(append([]byte{version}, digestOf(version, boot, rawURL, rest)...), rest...)
 }
 
 // decodeMark parses b, and reports false unless it is a mark of version
@@ -93,7 +94,7 @@ func decodeMark(b []byte, version byte, boot [16]byte, rawURL string) (finishedM
 		lastMod: string(fields[1]),
 	}
 	if m.total < 0 || m.etag == "" && m.lastMod == "" ||
-		!bytes.Equal(b[1:1+markDigest], m.digest(version, boot, rawURL, rest)) {
+		!bytes.Equal(b[1:1+markDigest], digestOf(version, boot, rawURL, rest)) {
 		return finishedMark{}, false
 	}
 	return m, true
