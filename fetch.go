@@ -632,10 +632,10 @@ func (d *download) finalize() error {
 // moveIntoPlace renames the verified partial file to the destination.
 func (d *download) moveIntoPlace() error {
 	part := partialPath(d.rec.Path)
+	d.markPlaced() // before the rename: a file in place always has its mark
 	if err := d.s.fs.Rename(part, d.rec.Path); err != nil {
 		return diskError("rename", part, err)
 	}
-	d.markPlaced()
 	if err := d.s.syncDir(filepath.Dir(d.rec.Path)); err != nil {
 		return diskError("sync folder", filepath.Dir(d.rec.Path), err)
 	}

@@ -29,13 +29,15 @@ import (
 // flushed yet, so it is trusted only in the boot that wrote it, like the
 // volatile progress slot.
 //
-// A placed mark replaces it once the file is in place (and goes on the
-// files of recorded downloads too): a rerun of the same download, say of
-// a list that was killed part way, then asks the server for the file only
-// if it changed (If-None-Match, else If-Modified-Since), and keeps the
-// file on 304 Not Modified. Its data was flushed before the rename, so
-// the mark holds across reboots, except under NoSync, where it too is
-// trusted only in the boot that wrote it.
+// A placed mark replaces it once the file's data is flushed, just before
+// the file is renamed into place (and goes on the files of recorded
+// downloads too): a rerun of the same download, say of a list that was
+// killed part way, then asks the server for the file only if it changed
+// (If-None-Match, else If-Modified-Since), and keeps the file on 304 Not
+// Modified; a rerun that finds it on the partial file (killed before the
+// rename) only finishes the file. It vouches for flushed data, so it holds
+// across reboots, except under NoSync, where it too is trusted only in the
+// boot that wrote it.
 const finishedAttr = "durl"
 
 // A mark is its version, a digest, then the file's size and modification
@@ -201,7 +203,20 @@ func (d *download) finishedMarkOf(f vfs.File) (finishedMark, bool) {
 		return finishedMark{}, false
 	}
 	m, ok := decodeMark(b, finishedVersion, d.s.bootID, d.rec.Request.URL)
+	if !ok {
+		m, ok = d.decodePlaced(b)
+	}
 	return m, ok && m.describes(f)
+}
+
+// decodePlaced parses b, and reports false unless it is a placed mark for
+// the download's URL that this run may trust.
+func (d *download) decodePlaced(b []byte) (finishedMark, bool) {
+	m, ok := decodeMark(b, placedVersion, [16]byte{}, d.rec.Request.URL)
+	if !ok {
+		m, ok = decodeMark(b, placedVersion, d.s.bootID, d.rec.Request.URL)
+	}
+	return m, ok
 }
 
 // takeFinished makes the run's state that of a download of the file m
@@ -221,15 +236,15 @@ func (d *download) takeFinished(path string, m finishedMark) {
 	d.t.setRecord(rec)
 }
 
-// markPlaced replaces the finished mark of the file just moved into place
-// with a placed mark, or puts one on it, where a rerun can use it. It
-// fails silently: without the mark, a rerun only downloads the file again.
-// (A finished mark left on the file is never read: durl reads those on
-// partial files only.)
+// markPlaced replaces the finished mark of the complete partial file, its
+// data flushed, with a placed mark, or puts one on it, where a rerun can
+// use it. It fails silently: without the mark, a rerun only downloads the
+// file again. (A finished mark left on a file in place is never read:
+// durl reads those on partial files only.)
 func (d *download) markPlaced() {
 	d.marked = false
 	if d.part == nil {
-		return // finishInterrupted renamed a file it did not open
+		return // finishInterrupted renames a file it did not open
 	}
 	m, ok := d.markOf()
 	if !ok {
@@ -261,10 +276,7 @@ func (d *download) loadPlaced() {
 	if err != nil {
 		return
 	}
-	m, ok := decodeMark(b, placedVersion, [16]byte{}, d.rec.Request.URL)
-	if !ok {
-		m, ok = decodeMark(b, placedVersion, d.s.bootID, d.rec.Request.URL)
-	}
+	m, ok := d.decodePlaced(b)
 	if !ok || !m.describes(f) {
 		return
 	}

@@ -180,6 +180,27 @@ func TestFinishedMarkAfterPowerLoss(t *testing.T) {
 	wantRerunFile(t, after, size)
 }
 
+// Killed just before the rename, a download's partial file already carries
+// its placed mark, set once the data was flushed: the rerun only finishes
+// the file, without a request, even in another boot.
+func TestKilledBeforeTheRename(t *testing.T) {
+	const size = 40 * kib
+	srv := durltest.NewServer(durltest.WithContent(11, size))
+	defer srv.Close()
+	opts := crashOptions(srv)
+	opts.LazyRecords = true
+	after := crashAtPartial(t, opts, Request{URL: srv.FileURL(), Dest: crashDest}, errfs.OpRename, memfs.ProcessKill)
+	if m := attrOf(t, after, crashDest+PartialSuffix); len(m) == 0 || m[0] != placedVersion {
+		t.Fatalf("the partial file carries the mark %q, want a placed mark", m)
+	}
+	before := len(srv.Requests())
+	rerunLazy(t, srv, after, bootB, srv.FileURL())
+	if n := len(srv.Requests()) - before; n != 0 {
+		t.Errorf("the rerun sent %d requests, want 0", n)
+	}
+	wantRerunFile(t, after, size)
+}
+
 // A file found complete is checked against the checksum the rerun is
 // given, read from the disk.
 func TestFinishedFileIsVerified(t *testing.T) {
