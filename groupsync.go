@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/durl-dev/durl/internal/vfs"
 )
@@ -13,13 +14,27 @@ import (
 // that come while a sync runs form the next round; when the running sync
 // ends, the round's first caller runs one sync for all of them. Many
 // downloads finishing into one folder so pay for a few syncs, not one each.
+// After a round that several callers shared, the next round's first
+// caller first waits for more to join it (gather), so that a stream of
+// files finishing makes fewer, larger rounds; a caller that syncs alone
+// never waits.
 type groupSync struct {
-	mu      sync.Mutex
-	running *syncRound // the round whose sync runs, if any
-	next    *syncRound // the round callers join, if any
+	mu         sync.Mutex
+	running    *syncRound // the round whose sync runs, if any
+	next       *syncRound // the round callers join, if any
+	lastShared bool       // the last round had several callers
+
+	gather func() // waits for callers to join a round; nil: no wait
 
 	perFile atomic.Bool // syncData: the shared sync is unsupported here
 }
+
+// gatherWindow is how long a round waits for callers after a shared round.
+// With 2,000 files of 64 KiB finishing over 16 connections, 5 ms cut the
+// flushes from about 714 (syncfs, fdatasync and folder fsync) to about
+// 125, and on ext4 with a journal the time by a fifth (docs/durability.md).
+// Each file finishing in such a stream is so reported up to 5 ms later.
+const gatherWindow = 5 * time.Millisecond
 
 // syncRound is one sync and the callers it covers.
 type syncRound struct {
@@ -50,6 +65,12 @@ func (g *groupSync) sync(alone, together func() error) (shared bool, err error) 
 		<-prev.done
 	}
 	g.mu.Lock()
+	gather := g.lastShared && g.gather != nil
+	g.mu.Unlock()
+	if gather {
+		g.gather() // callers meanwhile join r
+	}
+	g.mu.Lock()
 	g.running, g.next = r, nil // later callers form the round after this one
 	r.shared = r.members > 1
 	g.mu.Unlock()
@@ -59,6 +80,7 @@ func (g *groupSync) sync(alone, together func() error) (shared bool, err error) 
 		r.err = alone()
 	}
 	g.mu.Lock()
+	g.lastShared = r.shared
 	if g.running == r {
 		g.running = nil
 	}
@@ -78,6 +100,9 @@ func (s *Session) syncGroup(dir string, data bool) *groupSync {
 			s.syncs = map[syncKey]*groupSync{}
 		}
 		g = &groupSync{}
+		if !s.opts.NoSync { // without syncs, nothing to gather for
+			g.gather = func() { time.Sleep(gatherWindow) }
+		}
 		s.syncs[key] = g
 	}
 	return g

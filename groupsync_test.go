@@ -464,3 +464,92 @@ func TestOnlySmallUnrecordedFilesLeaveTheirPlace(t *testing.T) {
 		}
 	}
 }
+
+// After a round that several callers shared, the next round's first caller
+// waits (gather) and those who come meanwhile join its round; after a round
+// alone, nobody waits.
+func TestGroupSyncGathersAfterASharedRound(t *testing.T) {
+	gathering, proceed := make(chan struct{}, 1), make(chan struct{})
+	var gathers atomic.Int32
+	g := groupSync{gather: func() {
+		gathers.Add(1)
+		gathering <- struct{}{}
+		<-proceed
+	}}
+	var together atomic.Int32
+	alone := func() error { return nil }
+	shared := func() error { together.Add(1); return nil }
+	waitGathering := func() bool {
+		select {
+		case <-gathering:
+			return true
+		case <-time.After(10 * time.Second):
+			return false
+		}
+	}
+	wantGathers := func(n int32, when string) {
+		t.Helper()
+		if got := gathers.Load(); got != n {
+			t.Fatalf("%s: %d waits for callers, want %d", when, got, n)
+		}
+	}
+
+	// A shared round: two callers come while a sync runs.
+	release := make(chan struct{})
+	first := make(chan struct{})
+	go func() { g.sync(func() error { <-release; return nil }, nil); close(first) }()
+	waitUntil(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return g.running != nil })
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() { g.sync(alone, shared) })
+	}
+	waitUntil(t, func() bool { return g.waiting() == 2 })
+	close(release)
+	<-first
+	wg.Wait()
+	wantGathers(0, "after a round alone")
+
+	// The next caller waits for others; one comes and shares its sync.
+	before := together.Load()
+	results := make(chan bool, 2)
+	go func() { s, _ := g.sync(alone, shared); results <- s }()
+	if !waitGathering() {
+		t.Fatal("after a shared round, the next caller did not wait for others")
+	}
+	go func() { s, _ := g.sync(alone, shared); results <- s }()
+	waitUntil(t, func() bool { return g.waiting() == 2 })
+	proceed <- struct{}{}
+	if !<-results || !<-results || together.Load() != before+1 {
+		t.Fatalf("the callers that came while the first waited did not share one sync (%d syncs)", together.Load()-before)
+	}
+	wantGathers(1, "after a shared round")
+
+	// Nobody comes: the caller syncs alone, and the next one does not wait.
+	go func() {
+		if waitGathering() {
+			proceed <- struct{}{}
+		}
+	}()
+	if s, err := g.sync(alone, shared); s || err != nil {
+		t.Fatalf("a caller that waited in vain: shared %t, err %v", s, err)
+	}
+	wantGathers(2, "after waiting in vain")
+	if s, err := g.sync(alone, shared); s || err != nil {
+		t.Fatalf("a lone caller: shared %t, err %v", s, err)
+	}
+	wantGathers(2, "after a round alone")
+}
+
+// Without syncs there is nothing to gather for: NoSync rounds never wait.
+func TestNoSyncRoundsDoNotGather(t *testing.T) {
+	for _, noSync := range []bool{false, true} {
+		s, err := open(context.Background(), Options{StateDir: crashState, NoSync: noSync}, memfs.New(), bootA)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if gathers := s.syncGroup("/dl", true).gather != nil; gathers == noSync {
+			t.Errorf("NoSync %t: rounds wait for callers: %t", noSync, gathers)
+		}
+		s.Close()
+	}
+}
