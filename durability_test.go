@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -115,6 +116,10 @@ func TestDiskFullAndIOErrors(t *testing.T) {
 	var te *TaskError
 	if !errors.As(err, &de) || !errors.Is(err, syscall.ENOSPC) || !errors.As(err, &te) || te.ResumeData == nil {
 		t.Fatalf("err = %v, want a DiskError for ENOSPC with resume data", err)
+	}
+	// What to do is for the program or the command line to say.
+	if msg := de.Error(); !strings.HasSuffix(msg, ": no space left on device)") || !strings.Contains(msg, ": the disk is full (") {
+		t.Errorf("the error says %q, want what happened only", msg)
 	}
 	if task.Progress().Written != 0 {
 		t.Errorf("%d bytes written before the full disk was found", task.Progress().Written)

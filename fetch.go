@@ -741,9 +741,11 @@ func isCertificateError(err error) bool {
 	return errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci) || errors.As(err, &cv)
 }
 
+// diskError is the error of a disk operation op on path. What to do about
+// it is for the caller to say: a program and a command line differ.
 func diskError(op, path string, err error) error {
 	if errors.Is(err, syscall.ENOSPC) {
-		return &DiskError{Op: op, Path: path, Err: fmt.Errorf("the disk is full (%w); free space and run again to continue", err)}
+		return &DiskError{Op: op, Path: path, Err: fmt.Errorf("the disk is full (%w)", err)}
 	}
 	return &DiskError{Op: op, Path: path, Err: err}
 }
