@@ -37,14 +37,21 @@ func crashAtPartial(t *testing.T, opts Options, req Request, op errfs.Op, mode m
 	return mem.Crash(mode)
 }
 
-// killWhileFinishing runs a download without a record (LazyRecords) of
-// srv's file, kills it as its complete file is flushed and returns what
-// the kill left.
-func killWhileFinishing(t *testing.T, srv *durltest.Server) *memfs.FS {
+// crashLazy runs a download without a record (LazyRecords) of srv's file,
+// crashes it in mode at the first operation op on its partial file and
+// returns what the crash left.
+func crashLazy(t *testing.T, srv *durltest.Server, op errfs.Op, mode memfs.CrashMode) *memfs.FS {
 	t.Helper()
 	opts := crashOptions(srv)
 	opts.LazyRecords = true
-	return crashAtPartial(t, opts, Request{URL: srv.FileURL(), Dest: crashDest}, errfs.OpSync, memfs.ProcessKill)
+	return crashAtPartial(t, opts, Request{URL: srv.FileURL(), Dest: crashDest}, op, mode)
+}
+
+// killWhileFinishing kills a download without a record as its complete file
+// is flushed and returns what the kill left.
+func killWhileFinishing(t *testing.T, srv *durltest.Server) *memfs.FS {
+	t.Helper()
+	return crashLazy(t, srv, errfs.OpSync, memfs.ProcessKill)
 }
 
 // rerunLazy runs the download of url to crashDest again, without a
@@ -170,10 +177,7 @@ func TestFinishedMarkAfterPowerLoss(t *testing.T) {
 	const size = 40 * kib
 	srv := durltest.NewServer(durltest.WithContent(11, size))
 	defer srv.Close()
-	opts := crashOptions(srv)
-	opts.LazyRecords = true
-	// After the flush, before the rename.
-	after := crashAtPartial(t, opts, Request{URL: srv.FileURL(), Dest: crashDest}, errfs.OpRename, memfs.PowerLoss)
+	after := crashLazy(t, srv, errfs.OpRename, memfs.PowerLoss) // after the flush, before the rename
 	if again := rerunLazy(t, srv, after, bootB, srv.FileURL()); again != size {
 		t.Errorf("%d bytes downloaded again after power loss, want %d", again, size)
 	}
@@ -187,9 +191,7 @@ func TestKilledBeforeTheRename(t *testing.T) {
 	const size = 40 * kib
 	srv := durltest.NewServer(durltest.WithContent(11, size))
 	defer srv.Close()
-	opts := crashOptions(srv)
-	opts.LazyRecords = true
-	after := crashAtPartial(t, opts, Request{URL: srv.FileURL(), Dest: crashDest}, errfs.OpRename, memfs.ProcessKill)
+	after := crashLazy(t, srv, errfs.OpRename, memfs.ProcessKill)
 	if m := attrOf(t, after, crashDest+PartialSuffix); len(m) == 0 || m[0] != placedVersion {
 		t.Fatalf("the partial file carries the mark %q, want a placed mark", m)
 	}
