@@ -87,6 +87,9 @@ func keptUnchanged(t *testing.T, run placedRun, header string) {
 	if run.completed.Reason != keptNote {
 		t.Errorf("the rerun completed with reason %q, want %q", run.completed.Reason, keptNote)
 	}
+	if p := run.completed.Progress; p.Written != p.Total || p.Total <= 0 {
+		t.Errorf("the rerun completed with progress %+v, want the whole file written", p)
+	}
 }
 
 // downloadedAgain fails the test unless run fetched the whole file of
