@@ -235,18 +235,15 @@ func TestRerunChecksPlacedFile(t *testing.T) {
 	downloadedAgain(t, run, size)
 }
 
-// setAttr changes the mark of the file name.
+// setAttr changes the mark of the file name (read with attrOf).
 func setAttr(t *testing.T, fsys *memfs.FS, name string, change func(mark []byte) []byte) {
 	t.Helper()
+	mark := attrOf(t, fsys, name)
 	f, err := fsys.OpenFile(name, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	mark, err := f.Attr(finishedAttr)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := f.SetAttr(finishedAttr, change(mark)); err != nil {
 		t.Fatal(err)
 	}
