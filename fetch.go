@@ -22,6 +22,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/durl-dev/durl/internal/http1"
 	"github.com/durl-dev/durl/internal/httpx"
 	"github.com/durl-dev/durl/internal/progress"
 	"github.com/durl-dev/durl/internal/vfs"
@@ -764,7 +765,9 @@ func httpClient(opts Options) *http.Client {
 		tr.ReadBufferSize = 68 << 10
 		tr.ResponseHeaderTimeout = opts.StallTimeout
 		tr.MaxIdleConnsPerHost = opts.MaxConnsPerHost // reuse connections across many small files
-		c.Transport = tr
+		// Plain http GETs run on the caller's goroutine (see http1); https
+		// and proxied requests take net/http's Transport.
+		c.Transport = http1.New(tr)
 	}
 	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		if len(via) >= 10 {
