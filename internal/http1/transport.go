@@ -75,7 +75,6 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			// A server may say 408 on a connection kept alive too long
 			// before it closes it: the answer is not to this request.
 			resp.Body.Close()
-			c.nc.Close()
 			continue
 		}
 		if err == nil {
@@ -198,7 +197,8 @@ func (t *Transport) send(ctx context.Context, c *conn, req *http.Request) (_ *ht
 	if err != nil {
 		return nil, err
 	}
-	keep := !resp.Close && !req.Close && !t.Fallback.DisableKeepAlives
+	keep := !resp.Close && !req.Close && !t.Fallback.DisableKeepAlives &&
+		resp.StatusCode != http.StatusRequestTimeout // the server is closing it
 	if resp.Body == http.NoBody { // HEAD, 204, 304, or an empty body
 		t.release(c, stop, keep)
 		return resp, nil

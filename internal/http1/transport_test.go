@@ -1136,30 +1136,44 @@ func TestReadAfterEOFIsEOF(t *testing.T) {
 	}
 }
 
-// Catches taking a 408 that a server sent on an idle connection before
-// closing it as the answer to the next request.
+// Catches taking a 408 that a server sent on an idle connection as the
+// answer to the next request, and keeping that connection: a server may
+// leave it open after the 408 (no "Connection: close") and read nothing
+// more from it.
 func TestIdle408IsNotAnAnswer(t *testing.T) {
-	idle, closed := make(chan struct{}, 1), make(chan struct{}, 1)
-	s := newRawServer(t, func(i int, c net.Conn) {
-		if !readRequest(c) {
-			return
-		}
-		io.WriteString(c, response("ok"))
-		if i == 1 {
-			<-idle
-			io.WriteString(c, "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
-			c.Close()
-			closed <- struct{}{}
-			return
-		}
-		io.Copy(io.Discard, c)
-	})
-	c := &http.Client{Transport: newTransport(t, nil)}
-	get(t, c, s.url("/"))
-	idle <- struct{}{}
-	recv(t, closed, "the 408 and the close")
-	if got := get(t, c, s.url("/")); got != "ok" {
-		t.Errorf("second GET = %q, want ok", got)
+	for _, closes := range []bool{true, false} {
+		t.Run(fmt.Sprintf("server closes: %t", closes), func(t *testing.T) {
+			idle, sent := make(chan struct{}, 1), make(chan struct{}, 1)
+			s := newRawServer(t, func(i int, c net.Conn) {
+				if i > 1 {
+					serveEach(c, func(int, *http.Request) string { return response("ok") })
+					return
+				}
+				if !readRequest(c) {
+					return
+				}
+				io.WriteString(c, response("ok"))
+				<-idle
+				if closes {
+					io.WriteString(c, "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+					c.Close()
+				} else {
+					io.WriteString(c, "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
+				}
+				sent <- struct{}{}
+				io.Copy(io.Discard, c) // reads, never answers
+			})
+			c := &http.Client{Transport: newTransport(t, nil), Timeout: waitTimeout}
+			get(t, c, s.url("/"))
+			idle <- struct{}{}
+			recv(t, sent, "the 408")
+			if got := get(t, c, s.url("/")); got != "ok" {
+				t.Errorf("second GET = %q, want ok", got)
+			}
+			if n := s.accepted.Load(); n != 2 {
+				t.Errorf("accepted %d connections, want 2", n)
+			}
+		})
 	}
 }
 
