@@ -93,6 +93,22 @@ func get(t *testing.T, c *http.Client, rawURL string) string {
 	return string(b)
 }
 
+// openBodies sends n GETs for rawURL through c, leaving each body unread,
+// so that each takes a connection of its own.
+func openBodies(t *testing.T, c *http.Client, rawURL string, n int) []*http.Response {
+	t.Helper()
+	var resps []*http.Response
+	for range n {
+		resp, err := c.Get(rawURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		resps = append(resps, resp)
+	}
+	return resps
+}
+
 // server is an httptest.Server that counts the connections it accepts and
 // closes, and the requests net/http's Transport sent it.
 type server struct {
@@ -228,6 +244,35 @@ func readRequest(c net.Conn) bool {
 	return err == nil
 }
 
+// stallingServer answers the first connection's request with the header
+// of a 100-byte body and its first bytes, part, then stalls until the
+// client closes it; later connections answer "fresh" to every request.
+func stallingServer(t *testing.T, part string) *rawServer {
+	return newRawServer(t, func(i int, c net.Conn) {
+		if i > 1 {
+			serveEach(c, func(int, *http.Request) string { return response("fresh") })
+			return
+		}
+		if readRequest(c) {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"+part)
+			io.Copy(io.Discard, c) // returns once the client closes
+		}
+	})
+}
+
+// nextGetIsFresh checks that the stallingServer s saw its first connection
+// closed, and that the next GET through c takes a new one.
+func nextGetIsFresh(t *testing.T, c *http.Client, s *rawServer) {
+	t.Helper()
+	waitFor(t, "the server to see the connection closed", func() bool { return s.finished.Load() == 1 })
+	if got := get(t, c, s.url("/")); got != "fresh" {
+		t.Errorf("next GET = %q", got)
+	}
+	if n := s.accepted.Load(); n != 2 {
+		t.Errorf("accepted %d connections, want 2", n)
+	}
+}
+
 // spyConn is a client connection that tells the test how much the
 // transport read from it, when a Read starts and when a deadline is set.
 type spyConn struct {
@@ -303,16 +348,7 @@ func TestSequentialGETsReuseOneConnection(t *testing.T) {
 func TestBodyClosedEarlyIsNotReused(t *testing.T) {
 	// Nothing of the body is left in the buffer at Close, so that only
 	// Close decides (the Buffered check would hide a bad one).
-	s := newRawServer(t, func(i int, c net.Conn) {
-		if i > 1 {
-			serveEach(c, func(int, *http.Request) string { return response("fresh") })
-			return
-		}
-		if readRequest(c) {
-			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
-			io.Copy(io.Discard, c) // stalls; returns once the client closes
-		}
-	})
+	s := stallingServer(t, "0123456789")
 	tt := newTransport(t, nil)
 	c := &http.Client{Transport: tt}
 	resp, err := c.Get(s.url("/"))
@@ -327,13 +363,7 @@ func TestBodyClosedEarlyIsNotReused(t *testing.T) {
 		// Fatal: the next GET would wait on the stalled connection.
 		t.Fatalf("after a body closed early: %d idle connections, want 0", n)
 	}
-	waitFor(t, "the server to see the connection closed", func() bool { return s.finished.Load() == 1 })
-	if got := get(t, c, s.url("/")); got != "fresh" {
-		t.Errorf("next GET = %q", got)
-	}
-	if n := s.accepted.Load(); n != 2 {
-		t.Errorf("accepted %d connections, want 2", n)
-	}
+	nextGetIsFresh(t, c, s)
 }
 
 // Catches: a chunked body (with a trailer) misread, or its connection not kept after it.
@@ -446,14 +476,7 @@ func TestStaleIdleConnectionIsRetried(t *testing.T) {
 			})
 			tt := newTransport(t, nil)
 			c := &http.Client{Transport: tt}
-			var resps []*http.Response
-			for range stale {
-				resp, err := c.Get(s.url("/"))
-				if err != nil {
-					t.Fatal(err)
-				}
-				resps = append(resps, resp)
-			}
+			resps := openBodies(t, c, s.url("/"), stale)
 			for _, resp := range resps {
 				if _, err := io.ReadAll(resp.Body); err != nil {
 					t.Fatal(err)
@@ -548,34 +571,23 @@ func TestCancelWhileWaitingForHeader(t *testing.T) {
 	}
 }
 
-// Catches: a cancellation that does not end a body Read, or its error not being context.Canceled.
-func TestCancelDuringBodyRead(t *testing.T) {
-	s := newRawServer(t, func(i int, c net.Conn) {
-		if i > 1 {
-			serveEach(c, func(int, *http.Request) string { return response("fresh") })
-			return
-		}
-		if readRequest(c) {
-			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
-			io.Copy(io.Discard, c) // stalls; returns once the client closes
-		}
-	})
-	var conns <-chan *spyConn
-	tt := newTransport(t, func(tr *http.Transport) { conns = spyOn(tr) })
-	c := &http.Client{Transport: tt}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", s.url("/"), nil)
-	resp, err := c.Do(req)
+// blockedRead sends a GET for rawURL with ctx through tt, whose server
+// sends the header and part bytes of a longer body, then stalls. It reads
+// those bytes, starts a Read of the rest and returns once that Read waits
+// on the connection; the Read's error comes on the channel.
+func blockedRead(ctx context.Context, t *testing.T, tt *Transport, rawURL string, part int) (*http.Response, <-chan error) {
+	t.Helper()
+	conns := spyOn(tt.Fallback)
+	req, _ := http.NewRequestWithContext(ctx, "GET", rawURL, nil)
+	resp, err := (&http.Client{Transport: tt}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
 	sc := recv(t, conns, "the dial")
-	if _, err := io.ReadFull(resp.Body, make([]byte, 10)); err != nil {
+	if _, err := io.ReadFull(resp.Body, make([]byte, part)); err != nil {
 		t.Fatal(err)
 	}
-	select {
+	select { // the reads so far
 	case <-sc.reading:
 	default:
 	}
@@ -585,18 +597,24 @@ func TestCancelDuringBodyRead(t *testing.T) {
 		errc <- err
 	}()
 	recv(t, sc.reading, "the body's Read to wait on the connection")
+	return resp, errc
+}
+
+// Catches: a cancellation that does not end a body Read, or its error not being context.Canceled.
+func TestCancelDuringBodyRead(t *testing.T) {
+	s := stallingServer(t, "0123456789")
+	tt := newTransport(t, nil)
+	c := &http.Client{Transport: tt}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	resp, errc := blockedRead(ctx, t, tt, s.url("/"), 10)
+	defer resp.Body.Close()
 	cancel()
-	err = recv(t, errc, "the body's Read to return after the cancellation")
+	err := recv(t, errc, "the body's Read to return after the cancellation")
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Read error = %v, want context.Canceled", err)
 	}
-	waitFor(t, "the server to see the connection closed", func() bool { return s.finished.Load() == 1 })
-	if got := get(t, c, s.url("/")); got != "fresh" {
-		t.Errorf("next GET = %q", got)
-	}
-	if n := s.accepted.Load(); n != 2 {
-		t.Errorf("accepted %d connections, want 2", n)
-	}
+	nextGetIsFresh(t, c, s)
 }
 
 // Catches: release ignoring that the cancellation ran (stop() false) and keeping the connection.
@@ -628,33 +646,10 @@ func TestCancelledConnectionIsNotKept(t *testing.T) {
 
 // Catches: Close not closing the connection under a waiting Read, or Reads after Close succeeding.
 func TestCloseUnblocksRead(t *testing.T) {
-	s := newRawServer(t, func(_ int, c net.Conn) {
-		if readRequest(c) {
-			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npart")
-			io.Copy(io.Discard, c) // stalls; returns once the client closes
-		}
-	})
-	var conns <-chan *spyConn
-	tt := newTransport(t, func(tr *http.Transport) { conns = spyOn(tr) })
-	resp, err := (&http.Client{Transport: tt}).Get(s.url("/"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := stallingServer(t, "part")
+	tt := newTransport(t, nil)
+	resp, errc := blockedRead(context.Background(), t, tt, s.url("/"), 4)
 	defer resp.Body.Close()
-	sc := recv(t, conns, "the dial")
-	if _, err := io.ReadFull(resp.Body, make([]byte, 4)); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-sc.reading:
-	default:
-	}
-	errc := make(chan error, 1)
-	go func() {
-		_, err := resp.Body.Read(make([]byte, 100))
-		errc <- err
-	}()
-	recv(t, sc.reading, "the body's Read to wait on the connection")
 	if err := resp.Body.Close(); err != nil {
 		t.Errorf("Close: %v", err)
 	}
@@ -946,14 +941,7 @@ func TestMaxIdleConnsPerHost(t *testing.T) {
 	s := newServer(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "data") })
 	tt := newTransport(t, func(tr *http.Transport) { tr.MaxIdleConnsPerHost = maxIdle })
 	c := &http.Client{Transport: tt}
-	var resps []*http.Response
-	for range open {
-		resp, err := c.Get(s.URL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resps = append(resps, resp)
-	}
+	resps := openBodies(t, c, s.URL, open)
 	if n := s.opened.Load(); n != open {
 		t.Fatalf("%d bodies open at once took %d connections", open, n)
 	}
@@ -977,14 +965,7 @@ func TestIdleConnTimeout(t *testing.T) {
 	s := newServer(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "data") })
 	tt := newTransport(t, func(tr *http.Transport) { tr.IdleConnTimeout = 50 * time.Millisecond })
 	c := &http.Client{Transport: tt}
-	var resps []*http.Response
-	for range 2 {
-		resp, err := c.Get(s.URL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resps = append(resps, resp)
-	}
+	resps := openBodies(t, c, s.URL, 2)
 	// Given back at different times, so that the first sweep likely finds
 	// the second connection too young and has to come back for it.
 	for i, resp := range resps {
@@ -1009,14 +990,7 @@ func TestSweepClosesOnlyExpired(t *testing.T) {
 	s := newServer(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "data") })
 	tt := newTransport(t, func(tr *http.Transport) { tr.IdleConnTimeout = time.Hour })
 	c := &http.Client{Transport: tt}
-	var resps []*http.Response
-	for range 2 {
-		resp, err := c.Get(s.URL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resps = append(resps, resp)
-	}
+	resps := openBodies(t, c, s.URL, 2)
 	for _, resp := range resps {
 		io.ReadAll(resp.Body)
 		resp.Body.Close()
@@ -1047,14 +1021,7 @@ func TestCloseIdleConnections(t *testing.T) {
 	s := newServer(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "data") })
 	tt := newTransport(t, func(tr *http.Transport) { tr.MaxIdleConnsPerHost = open })
 	c := &http.Client{Transport: tt}
-	var resps []*http.Response
-	for range open {
-		resp, err := c.Get(s.URL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resps = append(resps, resp)
-	}
+	resps := openBodies(t, c, s.URL, open)
 	for _, resp := range resps {
 		io.ReadAll(resp.Body)
 		resp.Body.Close()
