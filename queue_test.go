@@ -220,11 +220,13 @@ func TestRemove(t *testing.T) {
 	}
 
 	// A completed task: the file stays without deleteData, goes with it.
-	c, err := get(t, s, srv.FileURL(), filepath.Join(dir, "c"))
+	fast := durltest.NewServer(durltest.WithContent(3, 1<<20)) // not throttled
+	defer fast.Close()
+	c, err := get(t, s, fast.FileURL(), filepath.Join(dir, "c"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := get(t, s, srv.FileURL(), filepath.Join(dir, "d"))
+	d, err := get(t, s, fast.FileURL(), filepath.Join(dir, "d"))
 	if err != nil {
 		t.Fatal(err)
 	}
