@@ -32,8 +32,9 @@ import (
 // proxy, goes to Fallback. It reads its settings from Fallback:
 // DialContext, Proxy, ReadBufferSize, WriteBufferSize, MaxIdleConnsPerHost,
 // IdleConnTimeout, MaxResponseHeaderBytes and DisableKeepAlives. It has no
-// ResponseHeaderTimeout: a caller bounds the wait with the request's
-// context.
+// ResponseHeaderTimeout (a caller bounds the wait with the request's
+// context) and no MaxConnsPerHost (durl's session caps connections per
+// host itself).
 //
 // A response's body must be read to its end or closed; a body read to its
 // end (and not marked "Connection: close") gives its connection back for
