@@ -105,7 +105,6 @@ type download struct {
 	mark        progressMark
 	leaveActive func()        // gives the run's place among the active ones to the next
 	leftActive  bool          // it did, taking a finishing place (see leaveActiveEarly)
-	marked      bool          // the partial file carries the finished mark (finishedAttr)
 	placed      *finishedMark // the marked file an earlier run put in place (loadPlaced)
 	unchanged   bool          // the server said it is unchanged: the run keeps it
 }

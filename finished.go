@@ -144,7 +144,6 @@ func (d *download) markFinished() (bool, error) {
 	if err != nil {
 		return false, diskError("mark", d.part.Name(), err)
 	}
-	d.marked = true
 	return true, nil
 }
 
@@ -190,7 +189,7 @@ func (d *download) loadFinished() (bool, error) {
 		f.Close() // the download starts over in it (openPartial)
 		return false, nil
 	}
-	d.part, d.marked = f, true
+	d.part = f
 	d.takeFinished(path, m)
 	return true, nil
 }
@@ -242,7 +241,6 @@ func (d *download) takeFinished(path string, m finishedMark) {
 // file again. (A finished mark left on a file in place is never read:
 // durl reads those on partial files only.)
 func (d *download) markPlaced() {
-	d.marked = false
 	if d.part == nil {
 		return // finishInterrupted renames a file it did not open
 	}
