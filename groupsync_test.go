@@ -519,7 +519,8 @@ func TestGroupSyncGathersAfterASharedRound(t *testing.T) {
 	go func() { s, _ := g.sync(alone, shared); results <- s }()
 	waitUntil(t, func() bool { return g.waiting() == 2 })
 	proceed <- struct{}{}
-	if !<-results || !<-results || together.Load() != before+1 {
+	synced1, synced2 := <-results, <-results
+	if !synced1 || !synced2 || together.Load() != before+1 {
 		t.Fatalf("the callers that came while the first waited did not share one sync (%d syncs)", together.Load()-before)
 	}
 	wantGathers(1, "after a shared round")

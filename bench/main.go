@@ -220,7 +220,8 @@ func run() int {
 	report := b.report(sections)
 	fmt.Print(report)
 	if cfg.out != "" {
-		if err := os.MkdirAll(filepath.Dir(cfg.out), 0o755); err == nil {
+		err := os.MkdirAll(filepath.Dir(cfg.out), 0o755)
+		if err == nil {
 			err = os.WriteFile(cfg.out, []byte(report), 0o644)
 		}
 		if err != nil {
