@@ -314,6 +314,11 @@ func (o *getOptions) destination(cwd string) (dest string, isDir bool, err error
 	if o.output == "" {
 		return dir, true, nil
 	}
+	if o.output == "-" {
+		// curl and wget write to stdout here; a pipe cannot be continued
+		// after an interruption, which is what durl is for.
+		return "", false, usageErrorf("-o - (standard output) is not supported: durl saves to a file so that a rerun can continue it; use -o FILE (-o ./- for a file named -)")
+	}
 	if strings.HasSuffix(o.output, "/") || strings.HasSuffix(o.output, string(filepath.Separator)) {
 		return "", false, usageErrorf("-o %s names a folder; use -d %s to save into it", o.output, o.output)
 	}

@@ -91,6 +91,8 @@ func TestDestination(t *testing.T) {
 		{"/abs/f.bin", "sub", "/abs/f.bin", false, false},
 		{"existing", "", "", false, true},
 		{"newdir/", "", "", false, true},
+		{"-", "", "", false, true},
+		{"./-", "", filepath.Join(cwd, "-"), false, false},
 	}
 	for _, tt := range tests {
 		o := &getOptions{output: tt.output, dir: tt.dir}
