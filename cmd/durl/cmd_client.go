@@ -264,9 +264,6 @@ func (o *addOptions) downloads(args []string, cwd string) ([]api.Download, error
 	if o.priority < api.MinPriority || o.priority > api.MaxPriority {
 		return nil, usageErrorf("--priority must be from %d to %d", api.MinPriority, api.MaxPriority)
 	}
-	if err := checkNames(urls); err != nil {
-		return nil, err
-	}
 	d := api.Download{Mirrors: o.mirrors, Connections: o.conns, Priority: o.priority, Paused: o.paused}
 	if err := o.fill(&d, cwd); err != nil {
 		return nil, err

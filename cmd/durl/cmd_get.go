@@ -70,8 +70,7 @@ func (a *app) getCmd() *cobra.Command {
 			"and starts over only if the remote file changed. A file it already put in place\n" +
 			"is kept if the server says it is unchanged (one small request).\n\n" +
 			"Without -o, each file is saved in the current folder (or -d DIR) under the name\n" +
-			"the server gives (Content-Disposition), else the last part of the URL; two URLs\n" +
-			"whose last parts are the same are refused (give them different folders).\n" +
+			"the server gives (Content-Disposition), else the last part of the URL.\n" +
 			"With several URLs, the exit code is that of the first one that failed, in the\n" +
 			"order given.",
 		Example: "  durl get https://example.com/big.iso\n" +
@@ -292,9 +291,6 @@ func (o *getOptions) requests(args []string, stdin io.Reader, cwd string) ([]dur
 	if err != nil {
 		return nil, err
 	}
-	if err := checkNames(urls); err != nil {
-		return nil, err
-	}
 	reqs := make([]durl.Request, len(urls))
 	for i, u := range urls {
 		reqs[i] = durl.Request{URL: u, Dest: dest, DestIsDir: isDir, Header: header.Clone(), Checksum: checksum, Connections: o.conns,
@@ -401,29 +397,6 @@ func checkTargets(urls []string, output, checksum string, mirrors []string, conn
 		if err := checkURL(u); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// checkNames refuses two URLs that would be saved under the same name into
-// one folder: the second would find the first's partial file locked. (wget
-// numbers such files and curl overwrites the first; durl needs each name
-// to follow from its URL alone, so that a rerun finds the file.) A name
-// the server gives, in Content-Disposition, is learnt only once the
-// download has begun.
-func checkNames(urls []string) error {
-	first := make(map[string]string, len(urls))
-	for _, raw := range urls {
-		u, err := url.Parse(raw)
-		if err != nil {
-			continue // checkTargets refused it
-		}
-		name := httpx.DownloadName("", u)
-		if other, ok := first[name]; ok {
-			return usageErrorf("%s and %s would both be saved as %q; download them into different folders (-d DIR) or one at a time with -o FILE",
-				redactURL(other), redactURL(raw), name)
-		}
-		first[name] = raw
 	}
 	return nil
 }

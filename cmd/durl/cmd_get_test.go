@@ -319,27 +319,3 @@ func TestGetMakesNewFoldersDurable(t *testing.T) {
 		})
 	}
 }
-
-// Two URLs that would be saved under one name in one folder are refused
-// before anything starts, by durl get and durl add alike; the message
-// names both URLs (without their passwords) and the name.
-func TestSameNameRefused(t *testing.T) {
-	cwd := t.TempDir()
-	urls := []string{"https://h/v1/README", "https://h/README.md", "https://u:secret@h/v2/README?x=1"}
-	check := func(cmd string, err error) {
-		t.Helper()
-		want := `https://h/v1/README and https://u:xxxxx@h/v2/README?x=1 would both be saved as "README"`
-		if err == nil || exitCode(err) != exitUsage || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "secret") {
-			t.Errorf("%s: got %v, want a usage error containing %q", cmd, err, want)
-		}
-	}
-	_, err := (&getOptions{jobs: 1}).requests(urls, nil, cwd)
-	check("get", err)
-	_, err = (&addOptions{}).downloads(urls, cwd)
-	check("add", err)
-
-	// Names that differ, and one URL given twice, are fine.
-	if _, err := (&getOptions{jobs: 1}).requests(append(urls[:2:2], urls[0]), nil, cwd); err != nil {
-		t.Errorf("distinct names: %v", err)
-	}
-}
