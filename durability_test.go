@@ -42,8 +42,10 @@ func TestOneWriterPerDownload(t *testing.T) {
 		t.Errorf("other state folder: err = %v, want ErrLocked", err)
 	}
 	// The same session, another URL to the same file: refused at once.
-	if _, err := s1.Start(Request{URL: srv.FileURL() + "?other", Dest: dest}); !errors.Is(err, ErrLocked) {
-		t.Errorf("same session, another URL: err = %v, want ErrLocked", err)
+	_, err = s1.Start(Request{URL: srv.FileURL() + "?other", Dest: dest})
+	if inUse := (*DestinationInUseError)(nil); !errors.As(err, &inUse) || !errors.Is(err, ErrLocked) ||
+		inUse.TaskID != task.ID() || inUse.Path != dest || inUse.URL != srv.FileURL() {
+		t.Errorf("same session, another URL: err = %v, want a DestinationInUseError naming the first task", err)
 	}
 	if _, err := task.Pause(); err != nil {
 		t.Fatal(err)
@@ -54,6 +56,53 @@ func TestOneWriterPerDownload(t *testing.T) {
 		t.Fatalf("after the pause: %v", err)
 	}
 	again.Pause()
+}
+
+// Two downloads into one folder whose names are the same, from their URLs
+// or from the server's Content-Disposition: the second finds the first's
+// partial file, and fails with a DestinationInUseError naming the first
+// (not as if another process held it); the first completes. A download to
+// that file by name is then refused at once.
+func TestSameNameInOneFolder(t *testing.T) {
+	for _, tc := range []struct {
+		name, path1, path2, file string
+		opts                     []durltest.Option
+	}{
+		{"from the URLs", "/file", "/file?v=2", "file", nil},
+		{"from Content-Disposition", "/a", "/b", "same.bin",
+			[]durltest.Option{durltest.WithContentDisposition(`attachment; filename="same.bin"`)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := append([]durltest.Option{durltest.WithContent(1, 2*mib), durltest.WithRate(2 * mib)}, tc.opts...)
+			srv := durltest.NewServer(opts...)
+			defer srv.Close()
+			s, _, dir := testSession(t, srv, Options{})
+			first, err := s.Start(Request{URL: srv.URL + tc.path1, Dest: dir, DestIsDir: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitWritten(t, first, 1)
+			dest := filepath.Join(dir, tc.file)
+			wantInUse := func(what string, err error) {
+				t.Helper()
+				var inUse *DestinationInUseError
+				if !errors.As(err, &inUse) || !errors.Is(err, ErrLocked) || inUse.TaskID != first.ID() || inUse.Path != dest {
+					t.Errorf("%s: err = %v, want a DestinationInUseError naming task %s and %s", what, err, first.ID(), dest)
+				}
+			}
+			second, err := s.Start(Request{URL: srv.URL + tc.path2, Dest: dir, DestIsDir: true})
+			if err == nil {
+				err = wait(t, second)
+			}
+			wantInUse("the same name in the folder", err)
+			_, err = s.Start(Request{URL: srv.URL + "/c", Dest: dest})
+			wantInUse("that file by name", err)
+			if err := wait(t, first); err != nil {
+				t.Fatal(err)
+			}
+			checkFile(t, dest, 1, 2*mib)
+		})
+	}
 }
 
 // D8: resume data that is tampered with, truncated, from another session

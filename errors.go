@@ -86,6 +86,24 @@ func (e *DiskError) Error() string { return fmt.Sprintf("durl: %s %s: %v", e.Op,
 // Unwrap returns the underlying error.
 func (e *DiskError) Unwrap() error { return e.Err }
 
+// DestinationInUseError: another task of the same session is downloading
+// to the same file, such as a second URL whose name (from the URL, or the
+// server's Content-Disposition) is the same in the same folder. It wraps
+// ErrLocked.
+type DestinationInUseError struct {
+	Path   string // the destination file
+	TaskID string // the task downloading to it
+	URL    string // that task's URL
+}
+
+// Error names the other task and the file.
+func (e *DestinationInUseError) Error() string {
+	return fmt.Sprintf("durl: task %s is already downloading to %s", e.TaskID, e.Path)
+}
+
+// Unwrap returns ErrLocked.
+func (e *DestinationInUseError) Unwrap() error { return ErrLocked }
+
 // errorKind classifies the error a task failed with, for its record, so
 // that the error it is loaded with by a later session still answers
 // errors.Is and errors.As as the original did (see storedError).

@@ -292,7 +292,10 @@ func (d *download) openPartial() (created bool, err error) {
 	}
 	if err := f.Lock(); err != nil {
 		f.Close()
-		return false, lockError(err, path)
+		return false, d.s.lockError(d.t, err, d.rec.Path)
+	}
+	if d.rec.Request.DestIsDir {
+		d.s.holdsDest(d.t, d.rec.Path)
 	}
 	d.part = f
 	if created {

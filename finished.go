@@ -182,7 +182,7 @@ func (d *download) loadFinished() (bool, error) {
 	}
 	if err := f.Lock(); err != nil {
 		f.Close()
-		return false, lockError(err, part)
+		return false, d.s.lockError(d.t, err, path)
 	}
 	m, ok := d.finishedMarkOf(f)
 	if !ok {
@@ -191,6 +191,9 @@ func (d *download) loadFinished() (bool, error) {
 	}
 	d.part = f
 	d.takeFinished(path, m)
+	if d.rec.Request.DestIsDir {
+		d.s.holdsDest(d.t, path)
+	}
 	return true, nil
 }
 

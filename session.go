@@ -53,7 +53,7 @@ type Session struct {
 	mu          sync.Mutex
 	tasks       map[string]*Task
 	byTarget    map[string]*Task // the latest task of each URL and destination
-	byDest      map[string]*Task // the latest task of each destination file (not folder)
+	byDest      map[string]*Task // the latest task of each destination file (of a folder's, once it holds its file)
 	order       []*Task
 	interrupted []*Task
 	closed      bool
@@ -356,12 +356,42 @@ func (s *Session) claimDest(t *Task) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if other := s.byDest[req.Dest]; other != nil && other.State().Active() {
-		return fmt.Errorf("%w: task %s of this session is downloading %s to %s", ErrLocked,
-			other.id, other.Request().URL, req.Dest)
+	if err := s.destInUseLocked(t, req.Dest); err != nil {
+		return err
 	}
 	s.byDest[req.Dest] = t
 	return nil
+}
+
+// destInUseLocked returns a *DestinationInUseError if a task other than t
+// is queued or running to dest. s.mu is held.
+func (s *Session) destInUseLocked(t *Task, dest string) error {
+	if other := s.byDest[dest]; other != nil && other != t && other.State().Active() {
+		return &DestinationInUseError{Path: dest, TaskID: other.id, URL: other.Request().URL}
+	}
+	return nil
+}
+
+// holdsDest records that t, a download into a folder, now holds the
+// partial file of dest, the name it learnt (locked: no other task can).
+func (s *Session) holdsDest(t *Task, dest string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.byDest[dest] = t
+}
+
+// lockError is the error of failing to lock the partial file of dest: a
+// *DestinationInUseError when a task of this session holds it.
+func (s *Session) lockError(t *Task, err error, dest string) error {
+	if errors.Is(err, vfs.ErrLocked) {
+		s.mu.Lock()
+		inUse := s.destInUseLocked(t, dest)
+		s.mu.Unlock()
+		if inUse != nil {
+			return inUse
+		}
+	}
+	return lockError(err, partialPath(dest))
 }
 
 // checkRequest validates req and makes its destination absolute.
@@ -544,8 +574,10 @@ func (s *Session) forget(t *Task) {
 	if key := targetKey(t.rec.Request.request()); s.byTarget[key] == t {
 		delete(s.byTarget, key)
 	}
-	if s.byDest[t.rec.Request.Dest] == t {
-		delete(s.byDest, t.rec.Request.Dest)
+	for _, dest := range []string{t.rec.Request.Dest, t.rec.Path} {
+		if s.byDest[dest] == t {
+			delete(s.byDest, dest)
+		}
 	}
 	for i, o := range s.order {
 		if o == t {

@@ -107,10 +107,13 @@ func whatHappened(err error) string {
 		disk   *durl.DiskError
 		te     *durl.TaskError
 		de     *downloadError
+		inUse  *durl.DestinationInUseError
 	)
 	switch {
 	case errors.As(err, &status):
 		return "the server answered " + status.Status
+	case errors.As(err, &inUse):
+		return redactURL(inUse.URL) + " is being saved under the same name, " + inUse.Path
 	case errors.Is(err, durl.ErrLocked):
 		return "another durl is already downloading this file"
 	case errors.Is(err, durl.ErrPaused), errors.Is(err, errInterrupted), errors.Is(err, context.Canceled):
@@ -158,6 +161,8 @@ func advice(err error) string {
 			return "the server failed; run the same command again later to continue"
 		}
 		return "check the URL"
+	case errors.As(err, new(*durl.DestinationInUseError)):
+		return "download them into different folders (-d DIR)"
 	case errors.Is(err, durl.ErrLocked):
 		return "wait for the other durl to finish, or stop it and run this command again"
 	case errors.Is(err, durl.ErrPaused), errors.Is(err, errInterrupted), errors.Is(err, context.Canceled):

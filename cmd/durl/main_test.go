@@ -147,6 +147,7 @@ func TestExitCode(t *testing.T) {
 		{errInterrupted, exitInterrupted},
 		{&downloadError{URL: "https://x/y", Err: fmt.Errorf("start: %w", durl.ErrLocked)}, exitLocked},
 		{task(durl.ErrLocked), exitLocked},
+		{task(&durl.DestinationInUseError{Path: "/d/y", TaskID: "t0"}), exitLocked},
 		{&exitStatus{code: 5}, 5},
 	}
 	for _, tt := range tests {
@@ -174,6 +175,8 @@ func TestDescribe(t *testing.T) {
 			"durl: https://x/y: the server answered 404 Not Found; check the URL"},
 		{&downloadError{URL: "https://x/y", Err: fmt.Errorf("wrap: %w", durl.ErrLocked)},
 			"durl: https://x/y: another durl is already downloading this file; wait for the other durl to finish, or stop it and run this command again"},
+		{task(&durl.DestinationInUseError{Path: "/d/y", TaskID: "t0", URL: "https://u:pw@z/y"}),
+			"durl: https://x/y: https://u:xxxxx@z/y is being saved under the same name, /d/y; download them into different folders (-d DIR)"},
 		{errInterrupted, "durl: paused; run the same command again to continue"},
 		{task(durl.ErrChecksumMismatch),
 			"durl: https://x/y: the downloaded file does not match the expected checksum; it was kept aside, not saved; check the --checksum value and the URL"},
