@@ -568,13 +568,14 @@ func targetKey(r Request) string {
 }
 
 func (s *Session) forget(t *Task) {
+	path := t.savedRecord().Path // the file a download into a folder learnt
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.tasks, t.id)
 	if key := targetKey(t.rec.Request.request()); s.byTarget[key] == t {
 		delete(s.byTarget, key)
 	}
-	for _, dest := range []string{t.rec.Request.Dest, t.rec.Path} {
+	for _, dest := range []string{t.rec.Request.Dest, path} {
 		if s.byDest[dest] == t {
 			delete(s.byDest, dest)
 		}
