@@ -679,7 +679,7 @@ func (d *download) finishInterrupted() (done bool, err error) {
 
 // keepAside moves a file that failed its checksum out of the way.
 func (d *download) keepAside(got []byte) error {
-	aside := d.rec.Path + mismatchSuffix
+	aside := besideName(d.rec.Path, mismatchSuffix)
 	if err := d.s.fs.Rename(partialPath(d.rec.Path), aside); err != nil {
 		return diskError("rename", aside, err)
 	}

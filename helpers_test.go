@@ -113,11 +113,19 @@ func checkFile(t *testing.T, path string, seed uint64, size int64) {
 	}
 }
 
-// waitWritten waits until the task has written at least n bytes.
+// waitWritten waits until the task has written at least n bytes; it fails
+// at once if the task ends first.
 func waitWritten(t *testing.T, task *Task, n int64) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for task.Progress().Written < n {
+		select {
+		case <-task.Done():
+			if task.Progress().Written < n {
+				t.Fatalf("task ended after %d bytes, waited for %d: %v", task.Progress().Written, n, task.Wait(context.Background()))
+			}
+		default:
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("task wrote %d bytes, waited for %d", task.Progress().Written, n)
 		}

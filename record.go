@@ -1,7 +1,9 @@
 package durl
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+	"unicode/utf8"
 
 	"github.com/durl-dev/durl/internal/progress"
 	"github.com/durl-dev/durl/internal/vfs"
@@ -97,7 +100,28 @@ func (r storedRequest) sameTarget(q Request) bool {
 
 // partialPath is where the data of a download to path is written until it
 // is complete.
-func partialPath(path string) string { return path + PartialSuffix }
+func partialPath(path string) string { return besideName(path, PartialSuffix) }
+
+// maxNameBytes is the longest file name most file systems take (NAME_MAX).
+const maxNameBytes = 255
+
+// besideName is path with suffix added to its name. Where that would make
+// the name too long for the file system, though path's own name fits, the
+// name is cut short (at a character's boundary) and a digest of the whole
+// name added, so that it still tells every destination apart.
+func besideName(path, suffix string) string {
+	dir, name := filepath.Split(path)
+	if len(name)+len(suffix) <= maxNameBytes || len(name) > maxNameBytes {
+		return path + suffix // fits; or path cannot be created: fail early
+	}
+	sum := sha256.Sum256([]byte(name))
+	tag := "~" + hex.EncodeToString(sum[:8])
+	keep := maxNameBytes - len(tag) - len(suffix)
+	for keep > 0 && !utf8.RuneStart(name[keep]) {
+		keep--
+	}
+	return dir + name[:keep] + tag + suffix
+}
 
 // PartialSuffix ends the name of the partial file durl writes beside the
 // destination until the download is complete and verified.
