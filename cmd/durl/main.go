@@ -51,7 +51,7 @@ type env struct {
 	stderr   io.Writer
 	getenv   func(string) string
 	getwd    func() (string, error)
-	terminal bool   // stderr is a terminal: draw progress bars
+	terminal bool   // stderr is a terminal bars can be drawn on
 	fs       vfs.FS // where the CLI creates folders (the library's session uses the OS)
 }
 
@@ -63,9 +63,22 @@ func newEnv() *env {
 		stderr:   os.Stderr,
 		getenv:   os.Getenv,
 		getwd:    os.Getwd,
-		terminal: term.IsTerminal(int(os.Stderr.Fd())) && os.Getenv("TERM") != "dumb",
+		terminal: drawable(int(os.Stderr.Fd()), os.Getenv("TERM")),
 		fs:       vfs.OS,
 	}
+}
+
+// drawable reports whether progress bars can be drawn on fd: a terminal,
+// not a dumb one, that knows its width. A terminal that reports no width
+// (a pseudo-terminal nobody sized, as some CI runners and editors open)
+// would get bars of no columns, which show nothing, not even errors; it
+// gets lines instead.
+func drawable(fd int, termName string) bool {
+	if !term.IsTerminal(fd) || termName == "dumb" {
+		return false
+	}
+	width, _, err := term.GetSize(fd)
+	return err == nil && width > 0
 }
 
 // interruptContext returns a context cancelled by the first SIGINT or
