@@ -255,12 +255,17 @@ func savedLine(ev durl.Event, v *taskView) string {
 
 // barRenderer draws a progress bar per download on a terminal.
 type barRenderer struct {
-	mu    sync.Mutex
-	p     *mpb.Progress
-	lines lineWriter // for lines after the bars are gone
-	bars  map[string]*taskBar
-	done  bool
+	mu      sync.Mutex
+	p       *mpb.Progress
+	redraw  chan any      // asks the bars to draw now (mpb.WithManualRefresh)
+	stopped chan struct{} // closed by finish: no more drawing
+	lines   lineWriter    // for lines after the bars are gone
+	bars    map[string]*taskBar
+	done    bool
 }
+
+// barRefresh is how often the bars are drawn.
+const barRefresh = 200 * time.Millisecond
 
 // taskBar is one download's bar and the numbers its decorators show.
 type taskBar struct {
@@ -273,15 +278,36 @@ type taskBar struct {
 	finished bool
 }
 
-// newBarRenderer returns a barRenderer drawing on w, a terminal, with the
-// extra options opts.
-func newBarRenderer(w io.Writer, opts ...mpb.ContainerOption) *barRenderer {
-	opts = append([]mpb.ContainerOption{mpb.WithOutput(w), mpb.WithWidth(100),
-		mpb.WithRefreshRate(200 * time.Millisecond)}, opts...)
-	return &barRenderer{
-		p:     mpb.New(opts...),
-		lines: lineWriter{w: w},
-		bars:  make(map[string]*taskBar),
+// newBarRenderer returns a barRenderer drawing on w, a terminal. It draws
+// on any writer: it asks for each drawing itself.
+func newBarRenderer(w io.Writer) *barRenderer {
+	redraw := make(chan any)
+	r := &barRenderer{
+		p:       mpb.New(mpb.WithOutput(w), mpb.WithWidth(100), mpb.WithManualRefresh(redraw)),
+		redraw:  redraw,
+		stopped: make(chan struct{}),
+		lines:   lineWriter{w: w},
+		bars:    make(map[string]*taskBar),
+	}
+	go r.tick()
+	return r
+}
+
+// tick has the bars drawn every barRefresh until finish.
+func (r *barRenderer) tick() {
+	ticker := time.NewTicker(barRefresh)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ticker.C:
+			select {
+			case r.redraw <- nil:
+			case <-r.stopped:
+				return
+			}
+		case <-r.stopped:
+			return
+		}
 	}
 }
 
@@ -458,5 +484,14 @@ func (r *barRenderer) finish() {
 	for _, tb := range bars {
 		tb.finish(false)
 	}
+	// A line printed above the bars waits in their writer until they are
+	// next drawn, which mpb does not do when it stops: draw once more, so
+	// that the last error lines are not lost. (The wait is bounded in case
+	// mpb stopped drawing after an error of its own.)
+	select {
+	case r.redraw <- nil:
+	case <-time.After(time.Second):
+	}
+	close(r.stopped)
 	r.p.Wait()
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/durl-dev/durl"
-	"github.com/vbauerster/mpb/v8"
 )
 
 func TestEncodeEvent(t *testing.T) {
@@ -112,7 +111,7 @@ func TestJSONRenderer(t *testing.T) {
 
 func TestBarRendererCompletes(t *testing.T) {
 	var out bytes.Buffer
-	r := newBarRenderer(&out, mpb.WithAutoRefresh()) // draw on a buffer
+	r := newBarRenderer(&out)
 	r.event(durl.Event{Kind: durl.EventStarted, TaskID: "a", URL: "https://h/f.iso", Progress: durl.Progress{Total: 100}})
 	r.event(durl.Event{Kind: durl.EventProgress, TaskID: "a", URL: "https://h/f.iso", Progress: durl.Progress{Written: 50, Total: 100, Rate: 10}})
 	r.event(durl.Event{Kind: durl.EventStarted, TaskID: "b", URL: "https://h/g.iso", Progress: durl.Progress{Total: -1}})
@@ -169,6 +168,23 @@ func TestParseByteSize(t *testing.T) {
 	for _, in := range []string{"", "M", "-1", "-1M", "fast", "1e3", "10X", "NaN", "Inf", "0x10", "99999999999T", "1..5M"} {
 		if got, err := parseByteSize(in); err == nil {
 			t.Errorf("parseByteSize(%q) = %d, want an error", in, got)
+		}
+	}
+}
+
+// An error line printed after its download's bar was aborted, just before
+// the command ends, still reaches the terminal: the bars' writer holds
+// such lines until it next draws (each of 20 tries).
+func TestBarRendererKeepsTheLastErrorLine(t *testing.T) {
+	for i := range 20 {
+		var out bytes.Buffer
+		r := newBarRenderer(&out)
+		r.event(durl.Event{Kind: durl.EventStarted, TaskID: "a", URL: "https://h/f.iso", Progress: durl.Progress{Total: -1}})
+		r.event(durl.Event{Kind: durl.EventFailed, TaskID: "a", URL: "https://h/f.iso"})
+		r.errorLine("durl: https://h/f.iso: the server answered 404 Not Found")
+		r.finish()
+		if !strings.Contains(out.String(), "404 Not Found") {
+			t.Fatalf("try %d: the error line is lost: %q", i, out.String())
 		}
 	}
 }
