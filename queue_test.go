@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/durl-dev/durl/durltest"
 )
 
@@ -187,6 +189,23 @@ func TestRateLimitsChangeWhileRunning(t *testing.T) {
 	}
 	if err := task.SetPriority(3); !errors.Is(err, ErrNotResumable) {
 		t.Fatalf("SetPriority of a completed task: %v", err)
+	}
+}
+
+// A rate limit lets at most a tenth of a second's worth through at once,
+// and never less than one read: the first second runs at the limit, not
+// at twice it.
+func TestRateLimitBurst(t *testing.T) {
+	for _, bytesPerSecond := range []int64{10 << 20, 64 << 10} {
+		want := max(bufferSize, int(bytesPerSecond/10))
+		started := newLimiter(bytesPerSecond)
+		changed := newLimiter(0)
+		setRate(changed, bytesPerSecond)
+		for name, l := range map[string]*rate.Limiter{"new": started, "changed": changed} {
+			if l.Burst() != want || l.TokensAt(time.Now()) > float64(want) {
+				t.Errorf("%d B/s, %s limiter: burst %d with %.0f tokens, want %d", bytesPerSecond, name, l.Burst(), l.TokensAt(time.Now()), want)
+			}
+		}
 	}
 }
 

@@ -671,12 +671,15 @@ func newLimiter(bytesPerSecond int64) *rate.Limiter {
 	return l
 }
 
-// setRate changes a limiter made by newLimiter; 0 is no limit.
+// setRate changes a limiter made by newLimiter; 0 is no limit. It lets a
+// tenth of a second's worth through at once (at least one read, which
+// waits for its bytes in one go): a second's worth would let the first
+// second run at twice the limit.
 func setRate(l *rate.Limiter, bytesPerSecond int64) {
 	if bytesPerSecond <= 0 {
 		l.SetLimit(rate.Inf)
 		return
 	}
-	l.SetBurst(max(bufferSize, int(bytesPerSecond)))
+	l.SetBurst(max(bufferSize, int(bytesPerSecond/10)))
 	l.SetLimit(rate.Limit(bytesPerSecond))
 }
