@@ -47,9 +47,16 @@ func openFile(name string, flag int, perm os.FileMode) (*os.File, error) {
 	return os.NewFile(uintptr(fd), name), nil
 }
 
+// Rename is rename(2) itself: os.Rename first looks newname up, to refuse
+// to move a folder onto an empty one, which durl never renames; for a
+// file, rename(2) refuses a folder at newname by itself.
 func (osFS) Rename(oldname, newname string) error {
 	defer lockFolder(newname)()
-	return os.Rename(oldname, newname)
+	err := ignoreEINTR(func() error { return unix.Rename(oldname, newname) })
+	if err != nil {
+		return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: err}
+	}
+	return nil
 }
 func (osFS) Remove(name string) error                     { return os.Remove(name) }
 func (osFS) MkdirAll(path string, perm os.FileMode) error { return os.MkdirAll(path, perm) }

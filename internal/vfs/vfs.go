@@ -25,7 +25,7 @@ var ErrBusy = errors.New("vfs: much data of other files waits to be written; syn
 type FS interface {
 	// OpenFile opens name with os.O_* flags, like os.OpenFile.
 	OpenFile(name string, flag int, perm os.FileMode) (File, error)
-	// Rename atomically replaces newname with oldname, like os.Rename.
+	// Rename atomically replaces newname with oldname, like rename(2).
 	Rename(oldname, newname string) error
 	// Remove removes a file or an empty folder, like os.Remove.
 	Remove(name string) error

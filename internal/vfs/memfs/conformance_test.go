@@ -334,7 +334,7 @@ var conformance = []conformanceCase{
 		err = fsys.Rename(a, filepath.Join(dir, "missing", "a"))
 		wantErr(t, err, fs.ErrNotExist)
 		must(t, fsys.MkdirAll(d, 0o755))
-		wantErr(t, fsys.Rename(a, d), fs.ErrExist) // os.Rename refuses to replace a folder
+		wantErr(t, fsys.Rename(a, d), syscall.EISDIR)
 		wantErr(t, fsys.Rename(d, a), syscall.ENOTDIR)
 		wantErr(t, fsys.Rename(d, filepath.Join(d, "sub")), syscall.EINVAL)
 		wantContent(t, fsys, a, "x")
@@ -347,6 +347,11 @@ var conformance = []conformanceCase{
 		wantContent(t, fsys, filepath.Join(e, "f"), "x")
 		_, err := fsys.Stat(d)
 		wantErr(t, err, fs.ErrNotExist)
+		// Onto a folder: an empty one is replaced, a full one refused.
+		must(t, fsys.MkdirAll(d, 0o755))
+		wantErr(t, fsys.Rename(d, e), syscall.ENOTEMPTY)
+		must(t, fsys.Rename(e, d))
+		wantContent(t, fsys, filepath.Join(d, "f"), "x")
 	}},
 	{"Remove", func(t *testing.T, fsys vfs.FS, dir string) {
 		a, d := filepath.Join(dir, "a"), filepath.Join(dir, "d")

@@ -343,8 +343,8 @@ func (fsys *FS) OpenFile(name string, flag int, perm os.FileMode) (vfs.File, err
 	return &File{fs: fsys, n: n, name: name, flag: flag}, nil
 }
 
-// Rename renames oldname to newname like os.Rename (which refuses to replace
-// a folder), replacing a file at newname atomically.
+// Rename renames oldname to newname like rename(2), replacing a file or an
+// empty folder at newname atomically.
 func (fsys *FS) Rename(oldname, newname string) error {
 	fsys.mu.Lock()
 	defer fsys.mu.Unlock()
@@ -372,9 +372,11 @@ func (fsys *FS) Rename(oldname, newname string) error {
 	}
 	dst := newParent.children[newBase]
 	switch {
-	case dst != nil && dst.dir:
-		return fail(syscall.EEXIST) // as os.Rename does
-	case dst != nil && src.dir:
+	case dst != nil && dst.dir && !src.dir:
+		return fail(syscall.EISDIR)
+	case dst != nil && dst.dir && len(dst.children) > 0:
+		return fail(syscall.ENOTEMPTY)
+	case dst != nil && !dst.dir && src.dir:
 		return fail(syscall.ENOTDIR)
 	case src.dir && strings.HasPrefix(np, op+"/"):
 		return fail(syscall.EINVAL)
