@@ -172,7 +172,7 @@ func (d *download) markOf() (finishedMark, bool) {
 // complete: then only finishing remains.
 func (d *download) loadFinished() (bool, error) {
 	path := finishedPath(d.rec.Request)
-	if d.rec.Generation != 0 || path == "" {
+	if d.rec.Generation != 0 || path == "" || !d.s.mayExist(partialPath(path)) {
 		return false, nil
 	}
 	part := partialPath(path)
@@ -264,7 +264,7 @@ func (d *download) markPlaced() {
 // the first request asks for the file only if it changed.
 func (d *download) loadPlaced() {
 	path := finishedPath(d.rec.Request)
-	if d.rec.Generation != 0 || path == "" {
+	if d.rec.Generation != 0 || path == "" || !d.s.mayExist(path) {
 		return
 	}
 	// O_NONBLOCK: a FIFO at the destination must not block the open.

@@ -52,8 +52,9 @@ type Session struct {
 
 	mu          sync.Mutex
 	tasks       map[string]*Task
-	byTarget    map[string]*Task // the latest task of each URL and destination
-	byDest      map[string]*Task // the latest task of each destination file (of a folder's, once it holds its file)
+	byTarget    map[string]*Task       // the latest task of each URL and destination
+	byDest      map[string]*Task       // the latest task of each destination file (of a folder's, once it holds its file)
+	scans       map[string]*folderScan // listings of folders, by path (ScanFolder)
 	order       []*Task
 	interrupted []*Task
 	closed      bool

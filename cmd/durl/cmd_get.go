@@ -178,6 +178,12 @@ func download(ctx context.Context, opts durl.Options, reqs []durl.Request, r ren
 	// so a kill costs it nothing (D5); where the file system cannot keep
 	// the mark, one finishing download a place is allowed, which costs a
 	// kill at most 64 KiB each beside what each transfer had.
+	release := func() {}
+	if dir, ok := commonFolder(reqs); ok && len(reqs) >= scanMin {
+		if r, err := s.ScanFolder(dir); err == nil {
+			release = r
+		} // else each download looks for itself
+	}
 	results := make([]error, len(reqs))
 	ran := make([]bool, len(reqs))
 	next := make(chan int)
@@ -203,6 +209,7 @@ feed:
 	}
 	close(next)
 	wg.Wait()
+	release()
 	closeErr := s.Close() // delivers the last events
 	r.finish()
 	if ctx.Err() != nil && unfinished(ran, results) {
@@ -217,6 +224,22 @@ feed:
 		return closeErr
 	}
 	return nil
+}
+
+// scanMin is how many downloads into one folder make durl get list the
+// folder once (Session.ScanFolder), rather than let each download look
+// for what an earlier run left there.
+const scanMin = 64
+
+// commonFolder returns the folder that every request downloads into, by
+// the name the server gives, if there is one.
+func commonFolder(reqs []durl.Request) (string, bool) {
+	for _, req := range reqs {
+		if !req.DestIsDir || req.Dest != reqs[0].Dest {
+			return "", false
+		}
+	}
+	return reqs[0].Dest, len(reqs) > 0
 }
 
 // fetch runs one download to its end. When ctx is cancelled first, it

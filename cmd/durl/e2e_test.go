@@ -383,6 +383,31 @@ func TestE2EInputFileAndJobs(t *testing.T) {
 	}
 }
 
+// A list long enough that durl get lists the folder once (scanMin): a
+// rerun still finds every file in place and keeps it.
+func TestE2ELongListRerun(t *testing.T) {
+	srv := newTestServer(t, 4<<10, false)
+	dir, state := t.TempDir(), t.TempDir()
+	list := filepath.Join(t.TempDir(), "urls.txt")
+	var urls strings.Builder
+	for i := range scanMin {
+		fmt.Fprintf(&urls, "%s/files/f%d.bin\n", srv.URL, i)
+	}
+	if err := os.WriteFile(list, []byte(urls.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runDurl(t, "", "--state", state, "get", "-i", list, "-d", dir)
+	wantExit(t, r, 0)
+	if n := strings.Count(r.stderr, "durl: saved "); n != scanMin {
+		t.Errorf("%d saved lines, want %d", n, scanMin)
+	}
+	r = runDurl(t, "", "--state", state, "get", "-i", list, "-d", dir)
+	wantExit(t, r, 0)
+	if n := strings.Count(r.stderr, "durl: kept "); n != scanMin {
+		t.Errorf("the rerun kept %d files, want %d: %q", n, scanMin, r.stderr)
+	}
+}
+
 func TestE2EChecksum(t *testing.T) {
 	srv := newTestServer(t, 128<<10, false)
 	state, dir := t.TempDir(), t.TempDir()
