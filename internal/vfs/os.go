@@ -279,6 +279,28 @@ func (f osFile) SetAttr(name string, value []byte) error {
 	return nil
 }
 
+func (f osFile) Link(newname string) error {
+	defer lockFolder(newname)()
+	fd := int(f.Fd())
+	err := ignoreEINTR(func() error { return unix.Linkat(fd, "", unix.AT_FDCWD, newname, unix.AT_EMPTY_PATH) })
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EPERM) {
+		err = linkByProc(fd, newname)
+	}
+	if err != nil {
+		return &os.LinkError{Op: "link", Old: f.Name(), New: newname, Err: err}
+	}
+	return nil
+}
+
+// linkByProc links the open file fd at newname through its name in /proc:
+// before Linux 6.10, linking a descriptor itself (AT_EMPTY_PATH) needs a
+// privilege, and fails with ENOENT without it.
+func linkByProc(fd int, newname string) error {
+	return ignoreEINTR(func() error {
+		return unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, newname, unix.AT_SYMLINK_FOLLOW)
+	})
+}
+
 // maxAttr is the largest attribute value Attr reads: far more than durl
 // stores.
 const maxAttr = 4 << 10

@@ -118,3 +118,24 @@ func TestDirtyGaugeKeepsItsReadingBriefly(t *testing.T) {
 		t.Fatalf("bytes after a second = %d, want a new reading, 2", n)
 	}
 }
+
+// The way a file without a name is linked where the kernel refuses to link
+// a descriptor itself works too.
+func TestLinkByProc(t *testing.T) {
+	dir := t.TempDir()
+	f, err := OS.OpenFile(dir, os.O_RDWR|unix.O_TMPFILE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt([]byte("data"), 0); err != nil {
+		t.Fatal(err)
+	}
+	name := filepath.Join(dir, "a")
+	if err := linkByProc(int(f.(osFile).Fd()), name); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(name); err != nil || string(got) != "data" {
+		t.Errorf("the linked file reads %q, %v; want %q", got, err, "data")
+	}
+}

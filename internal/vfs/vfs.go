@@ -23,7 +23,11 @@ var ErrBusy = errors.New("vfs: much data of other files waits to be written; syn
 // FS is the subset of file-system operations durl needs. Implementations
 // must be safe for concurrent use.
 type FS interface {
-	// OpenFile opens name with os.O_* flags, like os.OpenFile.
+	// OpenFile opens name with os.O_* flags, like os.OpenFile. With
+	// unix.O_TMPFILE (and O_RDWR), name is a folder, and the file is
+	// created in it without a name: File.Link names it, else it vanishes
+	// when closed or at a crash. An FS without such files refuses the
+	// flag with an error.
 	OpenFile(name string, flag int, perm os.FileMode) (File, error)
 	// Rename atomically replaces newname with oldname, like rename(2).
 	Rename(oldname, newname string) error
@@ -91,4 +95,10 @@ type File interface {
 	// Attr returns the value stored under name, or an error wrapping
 	// fs.ErrNotExist if there is none.
 	Attr(name string) ([]byte, error)
+	// Link gives the file the name newname too, like linkat(2) of the
+	// open file: the way a file opened with O_TMPFILE gets its name. It
+	// fails with an error wrapping fs.ErrExist if newname exists. Like a
+	// created file's name, the new name is durable only after FS.SyncDir
+	// of its folder.
+	Link(newname string) error
 }

@@ -47,13 +47,14 @@ const (
 	OpWriteError               // File.WriteError
 	OpSetAttr                  // File.SetAttr
 	OpAttr                     // File.Attr
+	OpLink                     // File.Link; the path is the new name
 	// OpAny is not an operation: given to FailOn, it matches every one.
 	OpAny Op = -1
 )
 
 var opNames = [...]string{"open", "write", "read", "sync", "truncate", "allocate", "rename",
 	"remove", "mkdir", "stat", "readdir", "syncdir", "close", "lock", "writeback", "syncfs", "writeerror",
-	"setattr", "attr"}
+	"setattr", "attr", "link"}
 
 func (o Op) String() string {
 	if o == OpAny {
@@ -320,6 +321,16 @@ func (f *errFile) Attr(name string) ([]byte, error) {
 		return nil, err
 	}
 	return f.File.Attr(name)
+}
+
+func (f *errFile) Link(newname string) error {
+	if err := f.fs.injected(OpLink, newname); err != nil {
+		if !isPathError(err) {
+			err = &os.LinkError{Op: "link", Old: f.Name(), New: newname, Err: err}
+		}
+		return err
+	}
+	return f.File.Link(newname)
 }
 
 // Close closes the inner file even when an error is injected, as close(2)

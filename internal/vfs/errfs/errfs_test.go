@@ -89,6 +89,7 @@ func TestEveryOp(t *testing.T) {
 			{call{errfs.OpAllocate, "/d/a"}, func() error { return f.Allocate(10) }},
 			{call{errfs.OpStartWriteback, "/d/a"}, func() error { return f.StartWriteback(0, 5) }},
 			{call{errfs.OpLock, "/d/a"}, func() error { return f.Lock() }},
+			{call{errfs.OpLink, "/d/c"}, func() error { return f.Link("/d/c") }},
 			{call{errfs.OpStat, "/d"}, func() error { _, err := fsys.Stat("/d"); return err }},
 			{call{errfs.OpReadDir, "/d"}, func() error { _, err := fsys.ReadDir("/d"); return err }},
 			{call{errfs.OpSyncDir, "/d"}, func() error { return fsys.SyncDir("/d") }},

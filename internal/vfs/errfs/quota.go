@@ -10,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/durl-dev/durl/internal/vfs"
 )
 
@@ -94,7 +96,11 @@ func enospc(op, name string) error {
 	return &fs.PathError{Op: op, Path: name, Err: syscall.ENOSPC}
 }
 
+// OpenFile refuses unix.O_TMPFILE: the QuotaFS knows files by name.
 func (q *QuotaFS) OpenFile(name string, flag int, perm os.FileMode) (vfs.File, error) {
+	if flag&unix.O_TMPFILE == unix.O_TMPFILE {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: syscall.EOPNOTSUPP}
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	f, err := q.inner.OpenFile(name, flag, perm)

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/durl-dev/durl/internal/vfs"
 	"github.com/durl-dev/durl/internal/vfs/memfs"
 )
@@ -338,6 +340,28 @@ var conformance = []conformanceCase{
 		wantErr(t, fsys.Rename(d, a), syscall.ENOTDIR)
 		wantErr(t, fsys.Rename(d, filepath.Join(d, "sub")), syscall.EINVAL)
 		wantContent(t, fsys, a, "x")
+	}},
+	{"Unnamed", func(t *testing.T, fsys vfs.FS, dir string) {
+		a := filepath.Join(dir, "a")
+		f, err := fsys.OpenFile(dir, os.O_RDWR|unix.O_TMPFILE, 0o644)
+		must(t, err)
+		defer f.Close()
+		_, err = f.WriteAt([]byte("data"), 0)
+		must(t, err)
+		if names, err := fsys.ReadDir(dir); err != nil || len(names) != 0 {
+			t.Fatalf("the folder lists %q, %v; want nothing before the link", names, err)
+		}
+		must(t, f.Link(a))
+		wantContent(t, fsys, a, "data")
+		var le *os.LinkError
+		if err := f.Link(a); !errors.As(err, &le) || !errors.Is(err, fs.ErrExist) {
+			t.Errorf("linking to an existing name: %v, want an *os.LinkError that is fs.ErrExist", err)
+		}
+		wantErr(t, f.Link(filepath.Join(dir, "missing", "a")), fs.ErrNotExist)
+		_, err = fsys.OpenFile(filepath.Join(dir, "missing"), os.O_RDWR|unix.O_TMPFILE, 0o644)
+		wantErr(t, err, fs.ErrNotExist)
+		_, err = fsys.OpenFile(a, os.O_RDWR|unix.O_TMPFILE, 0o644)
+		wantErr(t, err, syscall.ENOTDIR)
 	}},
 	{"RenameFolder", func(t *testing.T, fsys vfs.FS, dir string) {
 		d, e := filepath.Join(dir, "d"), filepath.Join(dir, "e")

@@ -268,6 +268,35 @@ func (f *File) Attr(name string) ([]byte, error) {
 }
 
 // Close closes the file and releases its lock.
+// Link gives the file the name newname too, like linkat(2).
+func (f *File) Link(newname string) error {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	fail := func(errno error) error {
+		return &os.LinkError{Op: "link", Old: f.name, New: newname, Err: errno}
+	}
+	if f.fs.crashed {
+		return fail(ErrCrashed)
+	}
+	if f.closed {
+		return fail(os.ErrClosed)
+	}
+	if f.n.dir {
+		return fail(syscall.EPERM)
+	}
+	parent, base, err := f.fs.lookupParent(clean(newname))
+	if err != nil {
+		return fail(err)
+	}
+	if parent.children[base] != nil {
+		return fail(syscall.EEXIST)
+	}
+	parent.children[base] = f.n
+	parent.mtime = f.fs.now()
+	f.fs.done()
+	return nil
+}
+
 func (f *File) Close() error {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()

@@ -35,9 +35,9 @@
 // # Counting operations
 //
 // These are the mutating operations, each counted once when it succeeds:
-// OpenFile that creates or truncates a file, Write and WriteAt (each call),
-// Truncate, Sync, Allocate, SetAttr, Rename, Remove, MkdirAll that creates
-// anything, SyncDir, SyncFileSystem. Ops reports how many have succeeded since New; CrashAfter(k)
+// OpenFile that creates (with or without a name) or truncates a file, Write
+// and WriteAt (each call), Truncate, Sync, Allocate, SetAttr, Link, Rename,
+// Remove, MkdirAll that creates anything, SyncDir, SyncFileSystem. Ops reports how many have succeeded since New; CrashAfter(k)
 // crashes the FS just after k more have succeeded, so the (k+1)-th fails
 // with ErrCrashed, as does every operation after it, mutating or not, on
 // the FS and its open files. A crashed FS stays crashed; Crash may be called
@@ -70,6 +70,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/durl-dev/durl/internal/vfs"
 )
@@ -287,7 +289,9 @@ func (fsys *FS) lookupParent(p string) (*inode, string, error) {
 }
 
 // OpenFile opens name like os.OpenFile. Folders may be opened read-only
-// (Sync of such a File is SyncDir).
+// (Sync of such a File is SyncDir). With unix.O_TMPFILE it creates a file
+// without a name in the folder name (File.Link names it): no crash keeps
+// it unless it was named.
 func (fsys *FS) OpenFile(name string, flag int, perm os.FileMode) (vfs.File, error) {
 	fsys.mu.Lock()
 	defer fsys.mu.Unlock()
@@ -302,6 +306,20 @@ func (fsys *FS) OpenFile(name string, flag int, perm os.FileMode) (vfs.File, err
 	}
 	acc := flag & (os.O_RDONLY | os.O_WRONLY | os.O_RDWR)
 	writable := acc == os.O_WRONLY || acc == os.O_RDWR
+	if flag&unix.O_TMPFILE == unix.O_TMPFILE {
+		folder, err := fsys.lookup(clean(name))
+		switch {
+		case err != nil:
+			return fail(err)
+		case !folder.dir:
+			return fail(syscall.ENOTDIR)
+		case !writable:
+			return fail(syscall.EINVAL)
+		}
+		n := &inode{perm: perm & fs.ModePerm, mtime: fsys.now()}
+		fsys.done()
+		return &File{fs: fsys, n: n, name: name, flag: flag &^ unix.O_TMPFILE}, nil
+	}
 	p := clean(name)
 	var n *inode
 	var parent *inode

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/durl-dev/durl/internal/vfs"
 	"github.com/durl-dev/durl/internal/vfs/memfs"
 )
@@ -186,6 +188,36 @@ func TestRenameDurability(t *testing.T) {
 	power = kill.Crash(memfs.PowerLoss)
 	wantFile(t, power, "/a", "<none>")
 	wantFile(t, power, "/b", "A")
+}
+
+// A file opened without a name survives no crash until Link names it, and
+// its name no power loss until its folder is synced.
+func TestUnnamedDurability(t *testing.T) {
+	// unnamed writes and syncs a file without a name in "/", then does
+	// the steps given.
+	unnamed := func(steps ...func(fsys *memfs.FS, f vfs.File) error) *memfs.FS {
+		fsys := memfs.New()
+		f, err := fsys.OpenFile("/", os.O_RDWR|unix.O_TMPFILE, 0o644)
+		must(t, err)
+		_, err = f.Write([]byte("data"))
+		must(t, err)
+		must(t, f.Sync())
+		must(t, fsys.SyncFileSystem("/"))
+		for _, step := range steps {
+			must(t, step(fsys, f))
+		}
+		return fsys
+	}
+	link := func(_ *memfs.FS, f vfs.File) error { return f.Link("/a") }
+	syncDir := func(fsys *memfs.FS, _ vfs.File) error { return fsys.SyncDir("/") }
+
+	names, err := unnamed().Crash(memfs.ProcessKill).ReadDir("/")
+	if err != nil || len(names) != 0 {
+		t.Errorf("after a kill before the link, the folder holds %q, %v; want nothing", names, err)
+	}
+	wantFile(t, unnamed(link).Crash(memfs.ProcessKill), "/a", "data")
+	wantFile(t, unnamed(link).Crash(memfs.PowerLoss), "/a", "<none>")
+	wantFile(t, unnamed(link, syncDir).Crash(memfs.PowerLoss), "/a", "data")
 }
 
 func TestRemoveDurability(t *testing.T) {
