@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/durl-dev/durl/internal/progress"
+	"github.com/durl-dev/durl/internal/vfs"
 )
 
 // checkpointer makes progress durable beside the transfer (D4): it syncs
@@ -94,8 +95,8 @@ func (cp *checkpointer) loop() {
 	durable, last := cp.startWritten, cp.began
 	for {
 		now := cp.d.written()
-		if now-writtenBack >= writebackStep && cp.d.part != nil {
-			cp.startWriteback(flushed)
+		if part, _ := cp.d.dataFile(); now-writtenBack >= writebackStep && part != nil {
+			cp.startWriteback(part, flushed)
 			writtenBack = now
 		}
 		if time.Since(last) >= opts.CheckpointInterval || now-durable >= opts.CheckpointBytes {
@@ -118,7 +119,7 @@ func (cp *checkpointer) loop() {
 
 // startWriteback asks the OS to start writing back what each segment wrote
 // since the last call, so the syncs of checkpoints stay short.
-func (cp *checkpointer) startWriteback(flushed map[int]int64) {
+func (cp *checkpointer) startWriteback(part vfs.File, flushed map[int]int64) {
 	d := cp.d
 	d.mu.Lock()
 	segs := append([]progress.Segment(nil), d.prog.Segments...)
@@ -126,7 +127,7 @@ func (cp *checkpointer) startWriteback(flushed map[int]int64) {
 	for i, s := range segs {
 		from := max(flushed[i], s.Start)
 		if to := s.Start + s.Written; to > from {
-			d.part.StartWriteback(from, to-from)
+			part.StartWriteback(from, to-from)
 			flushed[i] = to
 		}
 	}
@@ -135,8 +136,9 @@ func (cp *checkpointer) startWriteback(flushed map[int]int64) {
 // checkpoint syncs the data and then records, durably, what the sync
 // covered.
 func (d *download) checkpoint() error {
-	if d.part == nil {
-		return nil // nothing written yet
+	part, unnamed := d.dataFile()
+	if part == nil || unnamed {
+		return nil // nothing written yet, or nothing a record may count on (openUnnamed)
 	}
 	// The task's record goes first; the sync of the progress record
 	// carries it.
@@ -144,8 +146,8 @@ func (d *download) checkpoint() error {
 	if err != nil {
 		return err
 	}
-	if err := d.part.Sync(); err != nil {
-		return diskError("sync", d.part.Name(), err)
+	if err := part.Sync(); err != nil {
+		return diskError("sync", part.Name(), err)
 	}
 	if err := d.syncPartialName(); err != nil {
 		return err

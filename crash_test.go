@@ -82,30 +82,40 @@ func TestCrashAtEveryWriteLazy(t *testing.T) {
 // its first progress record and its first checkpoint, with and without a
 // record from the start, with and without an older file of the same size
 // at the destination.
+//
+// Into a folder, without a record and without syncing, the small file is
+// written without a name (openUnnamed); there the sweep crashes by kills
+// only, since NoSync keeps no promise through a power loss.
 func TestCrashAtEveryWriteSmallFile(t *testing.T) {
 	const size = 50 * kib
 	srv := durltest.NewServer(durltest.WithContent(11, size))
 	defer srv.Close()
-	for _, lazy := range []bool{false, true} {
+	for _, c := range []struct{ lazy, folder, noSync bool }{
+		{false, false, false}, {true, false, false}, {true, true, false}, {true, true, true},
+	} {
 		for _, old := range [][]byte{nil, durltest.Content(12, size)} {
-			t.Run(fmt.Sprintf("lazy=%t/old=%t", lazy, old != nil), func(t *testing.T) {
+			t.Run(fmt.Sprintf("lazy=%t/folder=%t/nosync=%t/old=%t", c.lazy, c.folder, c.noSync, old != nil), func(t *testing.T) {
 				opts := crashOptions(srv)
 				opts.CheckpointInterval = time.Hour
-				opts.LazyRecords = lazy
-				crashSweep(t, srv, sweep{opts: opts, size: size, old: old})
+				opts.LazyRecords = c.lazy
+				opts.NoSync = c.noSync
+				crashSweep(t, srv, sweep{opts: opts, size: size, old: old, intoFolder: c.folder, killsOnly: c.noSync})
 			})
 		}
 	}
 }
 
 // sweep is a crash sweep's download: of srv's file of size bytes, to
-// crashDest, over conns connections (0: one), crashing at every step-th
-// write (0: every one). old, if set, is at the destination beforehand.
+// crashDest (or into its folder, by the name the URL gives, if intoFolder
+// is set), over conns connections (0: one), crashing at every step-th
+// write (0: every one), by kills only if killsOnly is set. old, if set, is
+// at the destination beforehand.
 type sweep struct {
-	opts        Options
-	size        int64
-	conns, step int
-	old         []byte
+	opts                  Options
+	size                  int64
+	conns, step           int
+	old                   []byte
+	intoFolder, killsOnly bool
 }
 
 // crashSweep runs the download on a memfs that crashes at write k, for
@@ -117,6 +127,9 @@ type sweep struct {
 func crashSweep(t *testing.T, srv *durltest.Server, sw sweep) {
 	t.Helper()
 	req := Request{URL: srv.FileURL(), Dest: crashDest, Connections: sw.conns}
+	if sw.intoFolder {
+		req.URL, req.Dest, req.DestIsDir = srv.URL+"/"+path.Base(crashDest), path.Dir(crashDest), true
+	}
 	conns, step := max(sw.conns, 1), max(sw.step, 1)
 	setup := func() *memfs.FS {
 		mem := memfs.New()
@@ -141,7 +154,11 @@ func crashSweep(t *testing.T, srv *durltest.Server, sw sweep) {
 		if !mem.Crashed() {
 			continue // the run finished in fewer operations this time
 		}
-		for _, mode := range []memfs.CrashMode{memfs.ProcessKill, memfs.PowerLoss} {
+		modes := []memfs.CrashMode{memfs.ProcessKill, memfs.PowerLoss}
+		if sw.killsOnly {
+			modes = modes[:1]
+		}
+		for _, mode := range modes {
 			t.Run(fmt.Sprintf("k=%d/%s", k, mode), func(t *testing.T) {
 				after := mem.Crash(mode)
 				boot := bootA

@@ -3,6 +3,7 @@ package durl
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -72,37 +73,45 @@ func TestSameNameInOneFolder(t *testing.T) {
 		{"from Content-Disposition", "/a", "/b", "same.bin",
 			[]durltest.Option{durltest.WithContentDisposition(`attachment; filename="same.bin"`)}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			opts := append([]durltest.Option{durltest.WithContent(1, 2*mib), durltest.WithRate(2 * mib)}, tc.opts...)
-			srv := durltest.NewServer(opts...)
-			defer srv.Close()
-			s, _, dir := testSession(t, srv, Options{})
-			first, err := s.Start(Request{URL: srv.URL + tc.path1, Dest: dir, DestIsDir: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			waitWritten(t, first, 1)
-			dest := filepath.Join(dir, tc.file)
-			wantInUse := func(what string, err error) {
-				t.Helper()
-				var inUse *DestinationInUseError
-				if !errors.As(err, &inUse) || !errors.Is(err, ErrLocked) || inUse.TaskID != first.ID() || inUse.Path != dest {
-					t.Errorf("%s: err = %v, want a DestinationInUseError naming task %s and %s", what, err, first.ID(), dest)
-				}
-			}
-			second, err := s.Start(Request{URL: srv.URL + tc.path2, Dest: dir, DestIsDir: true})
-			if err == nil {
-				err = wait(t, second)
-			}
-			wantInUse("the same name in the folder", err)
-			_, err = s.Start(Request{URL: srv.URL + "/c", Dest: dest})
-			wantInUse("that file by name", err)
-			if err := wait(t, first); err != nil {
-				t.Fatal(err)
-			}
-			checkFile(t, dest, 1, 2*mib)
-		})
+		// A small file without a record or syncing is written without a
+		// name (openUnnamed): no partial file's lock stops the second.
+		for _, size := range []int64{2 * mib, 48 * kib} {
+			t.Run(fmt.Sprintf("%s/%d", tc.name, size), func(t *testing.T) {
+				sameNameInOneFolder(t, size, tc.path1, tc.path2, tc.file, tc.opts)
+			})
+		}
 	}
+}
+
+func sameNameInOneFolder(t *testing.T, size int64, path1, path2, file string, srvOpts []durltest.Option) {
+	opts := append([]durltest.Option{durltest.WithContent(1, size), durltest.WithRate(size)}, srvOpts...)
+	srv := durltest.NewServer(opts...)
+	defer srv.Close()
+	s, _, dir := testSession(t, srv, Options{NoSync: size <= recordStep, LazyRecords: size <= recordStep})
+	first, err := s.Start(Request{URL: srv.URL + path1, Dest: dir, DestIsDir: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitWritten(t, first, 1)
+	dest := filepath.Join(dir, file)
+	wantInUse := func(what string, err error) {
+		t.Helper()
+		var inUse *DestinationInUseError
+		if !errors.As(err, &inUse) || !errors.Is(err, ErrLocked) || inUse.TaskID != first.ID() || inUse.Path != dest {
+			t.Errorf("%s: err = %v, want a DestinationInUseError naming task %s and %s", what, err, first.ID(), dest)
+		}
+	}
+	second, err := s.Start(Request{URL: srv.URL + path2, Dest: dir, DestIsDir: true})
+	if err == nil {
+		err = wait(t, second)
+	}
+	wantInUse("the same name in the folder", err)
+	_, err = s.Start(Request{URL: srv.URL + "/c", Dest: dest})
+	wantInUse("that file by name", err)
+	if err := wait(t, first); err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, dest, 1, size)
 }
 
 // D8: resume data that is tampered with, truncated, from another session

@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"golang.org/x/time/rate"
 
 	"github.com/durl-dev/durl/internal/http1"
@@ -102,6 +103,7 @@ type download struct {
 	answered    bool        // some server answered this run
 	deferred    bool        // rec has a generation not written yet (see reset)
 	newPartial  bool        // the partial file's name is not durable yet
+	unnamed     bool        // part has no name yet (openUnnamed)
 	mark        progressMark
 	leaveActive func()        // gives the run's place among the active ones to the next
 	leftActive  bool          // it did, taking a finishing place (see leaveActiveEarly)
@@ -294,28 +296,106 @@ func (d *download) openPartial() (created bool, err error) {
 		f.Close()
 		return false, d.s.lockError(d.t, err, d.rec.Path)
 	}
-	if d.rec.Request.DestIsDir {
-		d.s.holdsDest(d.t, d.rec.Path)
+	if err := d.s.holdDest(d.t, d.rec.Path); err != nil {
+		f.Close() // a download of the session writes it without a name
+		return false, err
 	}
-	d.part = f
+	d.mu.Lock()
+	d.part, d.unnamed = f, false
 	if created {
-		d.mu.Lock()
 		d.newPartial = true // see syncPartialName
-		d.mu.Unlock()
 	}
+	d.mu.Unlock()
 	return created, nil
 }
+
+// dataFile returns the file the data goes to, nil before it is opened,
+// and whether it has no name yet. The checkpointer reads them while a
+// connection may open the file (reset), so both change under d.mu.
+func (d *download) dataFile() (vfs.File, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.part, d.unnamed
+}
+
+// setDataFile sets what dataFile returns.
+func (d *download) setDataFile(f vfs.File, unnamed bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.part, d.unnamed = f, unnamed
+}
+
+// openData opens the file that a new generation's data goes to: a file
+// without a name where it may be (mayBeUnnamed), else the partial file. It
+// reports whether the file is new, and so empty.
+func (d *download) openData(total int64, reprDigest string) (created bool, err error) {
+	unnamed := d.mayBeUnnamed(total, reprDigest)
+	if d.unnamed && !unnamed { // recorded since, or larger now
+		d.part.Close()
+		d.setDataFile(nil, false)
+	}
+	if d.part == nil && unnamed {
+		if created, err = d.openUnnamed(); created || err != nil {
+			return created, err
+		}
+	}
+	return d.openPartial()
+}
+
+// mayBeUnnamed reports whether a download's data may go to a file without
+// a name until it is complete (openUnnamed): a file of at most recordStep
+// bytes, which no record counts on and which is not synced. A kill then
+// loses what was written of it, no more than a connection may lose (D5).
+// A synced download keeps its partial file, which it marks finished while
+// it waits for its flush (leaveActiveEarly), and so does one with a
+// checksum, which a mismatch moves aside.
+func (d *download) mayBeUnnamed(total int64, reprDigest string) bool {
+	return d.s.opts.NoSync && !d.t.recorded() && total >= 0 && total <= recordStep &&
+		d.rec.Request.Checksum == "" && reprDigest == ""
+}
+
+// openUnnamed opens a file without a name (O_TMPFILE) in the destination's
+// folder for the data, which moveIntoPlace names: no partial file to
+// create, lock and rename, and no other process can write to it (D6). It
+// reports false, opening nothing, where the file system has no such files.
+func (d *download) openUnnamed() (bool, error) {
+	if err := d.s.holdDest(d.t, d.rec.Path); err != nil {
+		return false, err
+	}
+	dir := filepath.Dir(d.rec.Path)
+	const flags = os.O_RDWR | unix.O_TMPFILE
+	f, err := d.s.fs.OpenFile(dir, flags, 0o644)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := vfs.MkdirAllDurable(d.s.fs, dir, 0o755); err != nil {
+			return false, diskError("create folder", dir, err)
+		}
+		f, err = d.s.fs.OpenFile(dir, flags, 0o644)
+	}
+	if err != nil {
+		return false, nil // the partial file, which reports a failing disk
+	}
+	d.setDataFile(unnamedFile{File: f, name: d.rec.Path}, true)
+	return true, nil
+}
+
+// unnamedFile is a file without a name, known by the name it will have.
+type unnamedFile struct {
+	vfs.File
+	name string
+}
+
+func (f unnamedFile) Name() string { return f.name }
 
 // syncPartialName makes the name of a partial file this run created
 // durable, before the first durable record that counts on its data.
 func (d *download) syncPartialName() error {
 	d.mu.Lock()
-	unsynced := d.newPartial
+	unsynced, part := d.newPartial, d.part
 	d.mu.Unlock()
 	if !unsynced {
 		return nil
 	}
-	dir := filepath.Dir(d.part.Name())
+	dir := filepath.Dir(part.Name())
 	if err := d.s.syncDir(dir); err != nil {
 		return diskError("sync folder", dir, err)
 	}
@@ -415,7 +495,7 @@ func (d *download) reset(total int64, etag, lastMod, reprDigest string, ranges b
 	} else if err := d.save(); err != nil {
 		return err
 	}
-	created, err := d.openPartial()
+	created, err := d.openData(total, reprDigest)
 	if err != nil {
 		return err
 	}
@@ -632,12 +712,11 @@ func (d *download) finalize() error {
 	return d.moveIntoPlace()
 }
 
-// moveIntoPlace renames the verified partial file to the destination.
+// moveIntoPlace moves the verified file to the destination.
 func (d *download) moveIntoPlace() error {
-	part := partialPath(d.rec.Path)
 	d.markPlaced() // before the rename: a file in place always has its mark
-	if err := d.s.fs.Rename(part, d.rec.Path); err != nil {
-		return diskError("rename", part, err)
+	if err := d.place(); err != nil {
+		return err
 	}
 	if err := d.s.syncDir(filepath.Dir(d.rec.Path)); err != nil {
 		return diskError("sync folder", filepath.Dir(d.rec.Path), err)
@@ -645,6 +724,54 @@ func (d *download) moveIntoPlace() error {
 	// Not synced: if a power loss takes this save, the record says
 	// "finishing", and the next run finds the file in place (D3).
 	return d.completed()
+}
+
+// place renames the partial file to the destination, or gives the file
+// without a name the destination's name. Where a file is in place already,
+// that file's data goes to the partial file first, which then replaces it.
+func (d *download) place() error {
+	if d.unnamed {
+		err := d.part.Link(d.rec.Path)
+		if err == nil {
+			d.setDataFile(d.part, false)
+			return nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return diskError("link", d.rec.Path, err)
+		}
+		if err := d.nameUnnamed(); err != nil {
+			return err
+		}
+	}
+	part := partialPath(d.rec.Path)
+	if err := d.s.fs.Rename(part, d.rec.Path); err != nil {
+		return diskError("rename", part, err)
+	}
+	return nil
+}
+
+// nameUnnamed copies the data of the file without a name, complete and at
+// most recordStep bytes, to the partial file, which it creates or takes
+// over (locked, D6), and marks it.
+func (d *download) nameUnnamed() error {
+	unnamed := d.part
+	defer unnamed.Close()
+	d.setDataFile(nil, false)
+	if _, err := d.openPartial(); err != nil {
+		return err
+	}
+	data := make([]byte, d.prog.Total)
+	if _, err := unnamed.ReadAt(data, 0); err != nil {
+		return diskError("read", unnamed.Name(), err)
+	}
+	if err := d.part.Truncate(0); err != nil {
+		return diskError("truncate", d.part.Name(), err)
+	}
+	if _, err := d.part.WriteAt(data, 0); err != nil {
+		return diskError("write", d.part.Name(), err)
+	}
+	d.markPlaced()
+	return nil
 }
 
 // completed records that the download is complete, its file in place.

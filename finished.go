@@ -184,16 +184,17 @@ func (d *download) loadFinished() (bool, error) {
 		f.Close()
 		return false, d.s.lockError(d.t, err, path)
 	}
+	if err := d.s.holdDest(d.t, path); err != nil {
+		f.Close()
+		return false, err
+	}
 	m, ok := d.finishedMarkOf(f)
 	if !ok {
 		f.Close() // the download starts over in it (openPartial)
 		return false, nil
 	}
-	d.part = f
+	d.setDataFile(f, false)
 	d.takeFinished(path, m)
-	if d.rec.Request.DestIsDir {
-		d.s.holdsDest(d.t, path)
-	}
 	return true, nil
 }
 

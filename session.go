@@ -373,12 +373,18 @@ func (s *Session) destInUseLocked(t *Task, dest string) error {
 	return nil
 }
 
-// holdsDest records that t, a download into a folder, now holds the
-// partial file of dest, the name it learnt (locked: no other task can).
-func (s *Session) holdsDest(t *Task, dest string) {
+// holdDest records that t now writes the file of dest, a name it learnt
+// as a download into a folder, unless another task is queued or running to
+// dest: a partial file's lock does not stop a task of the session that
+// writes a file without a name (openUnnamed).
+func (s *Session) holdDest(t *Task, dest string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.destInUseLocked(t, dest); err != nil {
+		return err
+	}
 	s.byDest[dest] = t
+	return nil
 }
 
 // lockError is the error of failing to lock the partial file of dest: a

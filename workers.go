@@ -611,6 +611,9 @@ func (d *download) copySegment(ctx context.Context, body io.Reader, idx int, pos
 // recordVolatile writes the progress record's volatile slot: what every
 // connection has written so far (D5). The task's record goes first.
 func (d *download) recordVolatile() error {
+	if d.unnamed {
+		return nil // a kill loses its file, at most recordStep (openUnnamed)
+	}
 	pf, snap, err := d.progressToWrite()
 	if err != nil {
 		return err

@@ -1,0 +1,115 @@
+package durl
+
+import (
+	"bytes"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/durl-dev/durl/durltest"
+	"github.com/durl-dev/durl/internal/vfs/errfs"
+	"github.com/durl-dev/durl/internal/vfs/memfs"
+)
+
+// A small download into a folder, without a record or syncing, writes its
+// data to a file without a name until it is complete (openUnnamed): no
+// partial file; no record counts on the data, though
+// checkpoints come while it transfers (D1); a kill leaves nothing in the
+// folder, and the rerun downloads the file again, within D5; the file in
+// place has its placed mark.
+func TestSmallFileWithoutAName(t *testing.T) {
+	const size = 48 * kib
+	srv := durltest.NewServer(durltest.WithContent(11, size), durltest.WithRate(4*size))
+	defer srv.Close()
+	opts := crashOptions(srv) // a checkpoint every 2 ms
+	opts.NoSync, opts.LazyRecords = true, true
+	req := Request{URL: srv.URL + "/file.bin", Dest: "/downloads", DestIsDir: true}
+
+	mem := memfs.New()
+	var (
+		mu     sync.Mutex
+		writes int
+	)
+	killAtThirdWrite := func(op errfs.Op, path string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if op == errfs.OpWrite && path == req.Dest { // the file without a name
+			if writes++; writes == 3 {
+				mem.CrashAfter(0)
+				return memfs.ErrCrashed
+			}
+		}
+		return nil
+	}
+	runRequestOn(t, errfs.Wrap(mem, killAtThirdWrite), bootA, opts, req)
+	if !mem.Crashed() {
+		t.Fatalf("the download wrote its data %d times, not 3, into a file without a name", writes)
+	}
+	after := mem.Crash(memfs.ProcessKill)
+	if names, _ := after.ReadDir(req.Dest); len(names) != 0 {
+		t.Errorf("after the kill, the folder holds %q, want nothing", names)
+	}
+	if claimed := checkProgressTrue(t, after, bootA); claimed != 0 {
+		t.Errorf("a record counts %d bytes of a file without a name", claimed)
+	}
+
+	before := len(srv.Requests())
+	if err := runRequestOn(t, after, bootA, opts, req); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := after.ReadFile("/downloads/file.bin"); !bytes.Equal(got, durltest.Content(11, size)) {
+		t.Fatal("wrong file after the rerun")
+	}
+	if again := bodyBytesSince(srv, before); again != size {
+		t.Errorf("the rerun downloaded %d bytes, want the whole file, %d", again, size)
+	}
+	if mark := attrOf(t, after, "/downloads/file.bin"); len(mark) == 0 || mark[0] != placedVersion {
+		t.Errorf("the file in place has the mark %x, want a placed mark", mark)
+	}
+}
+
+// A download whose file grows past recordStep when the remote changes
+// moves on to a partial file, which a kill leaves for the rerun to resume
+// (D5).
+func TestSmallFileThatGrows(t *testing.T) {
+	const small, large = 48 * kib, 400 * kib
+	srv := durltest.NewServer(durltest.WithContent(12, small), durltest.WithRate(2*mib),
+		durltest.WithReplaceAtByte(20*kib, 11, large)) // checkProgressTrue knows seed 11
+	defer srv.Close()
+	opts := crashOptions(srv)
+	opts.NoSync, opts.LazyRecords = true, true
+	req := Request{URL: srv.URL + "/file.bin", Dest: "/downloads", DestIsDir: true}
+
+	mem := memfs.New()
+	var (
+		mu     sync.Mutex
+		writes int
+	)
+	killAtThirdPartialWrite := func(op errfs.Op, path string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if op == errfs.OpWrite && strings.HasSuffix(path, PartialSuffix) {
+			if writes++; writes == 3 {
+				mem.CrashAfter(0)
+				return memfs.ErrCrashed
+			}
+		}
+		return nil
+	}
+	runRequestOn(t, errfs.Wrap(mem, killAtThirdPartialWrite), bootA, opts, req)
+	if !mem.Crashed() {
+		t.Fatalf("the download wrote %d times, not 3, to a partial file", writes)
+	}
+	after := mem.Crash(memfs.ProcessKill)
+	claimed := checkProgressTrue(t, after, bootA)
+	before := len(srv.Requests())
+	if err := runRequestOn(t, after, bootA, opts, req); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := after.ReadFile("/downloads/file.bin"); !bytes.Equal(got, durltest.Content(11, large)) {
+		t.Fatal("wrong file after the rerun")
+	}
+	if again := bodyBytesSince(srv, before) - (large - claimed); claimed == 0 || again > 256*kib {
+		t.Errorf("the rerun resumed from %d bytes and downloaded %d again, want some and at most 256 KiB", claimed, again)
+	}
+}
