@@ -26,24 +26,10 @@ func TestSmallFileWithoutAName(t *testing.T) {
 	req := Request{URL: srv.URL + "/file.bin", Dest: "/downloads", DestIsDir: true}
 
 	mem := memfs.New()
-	var (
-		mu     sync.Mutex
-		writes int
-	)
-	killAtThirdWrite := func(op errfs.Op, path string) error {
-		mu.Lock()
-		defer mu.Unlock()
-		if op == errfs.OpWrite && path == req.Dest { // the file without a name
-			if writes++; writes == 3 {
-				mem.CrashAfter(0)
-				return memfs.ErrCrashed
-			}
-		}
-		return nil
-	}
-	runRequestOn(t, errfs.Wrap(mem, killAtThirdWrite), bootA, opts, req)
+	kill, writes := killAtWrite(mem, 3, func(path string) bool { return path == req.Dest }) // no name: its folder's
+	runRequestOn(t, errfs.Wrap(mem, kill), bootA, opts, req)
 	if !mem.Crashed() {
-		t.Fatalf("the download wrote its data %d times, not 3, into a file without a name", writes)
+		t.Fatalf("the download wrote its data %d times, not 3, into a file without a name", writes())
 	}
 	after := mem.Crash(memfs.ProcessKill)
 	if names, _ := after.ReadDir(req.Dest); len(names) != 0 {
@@ -81,24 +67,10 @@ func TestSmallFileThatGrows(t *testing.T) {
 	req := Request{URL: srv.URL + "/file.bin", Dest: "/downloads", DestIsDir: true}
 
 	mem := memfs.New()
-	var (
-		mu     sync.Mutex
-		writes int
-	)
-	killAtThirdPartialWrite := func(op errfs.Op, path string) error {
-		mu.Lock()
-		defer mu.Unlock()
-		if op == errfs.OpWrite && strings.HasSuffix(path, PartialSuffix) {
-			if writes++; writes == 3 {
-				mem.CrashAfter(0)
-				return memfs.ErrCrashed
-			}
-		}
-		return nil
-	}
-	runRequestOn(t, errfs.Wrap(mem, killAtThirdPartialWrite), bootA, opts, req)
+	kill, writes := killAtWrite(mem, 3, func(path string) bool { return strings.HasSuffix(path, PartialSuffix) })
+	runRequestOn(t, errfs.Wrap(mem, kill), bootA, opts, req)
 	if !mem.Crashed() {
-		t.Fatalf("the download wrote %d times, not 3, to a partial file", writes)
+		t.Fatalf("the download wrote %d times, not 3, to a partial file", writes())
 	}
 	after := mem.Crash(memfs.ProcessKill)
 	claimed := checkProgressTrue(t, after, bootA)
@@ -111,5 +83,30 @@ func TestSmallFileThatGrows(t *testing.T) {
 	}
 	if again := bodyBytesSince(srv, before) - (large - claimed); claimed == 0 || again > 256*kib {
 		t.Errorf("the rerun resumed from %d bytes and downloaded %d again, want some and at most 256 KiB", claimed, again)
+	}
+}
+
+// killAtWrite returns an injector that kills mem at the n-th write to a
+// file whose name match accepts, and a function that counts those writes.
+func killAtWrite(mem *memfs.FS, n int, match func(path string) bool) (errfs.Injector, func() int) {
+	var (
+		mu     sync.Mutex
+		writes int
+	)
+	kill := func(op errfs.Op, path string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if op == errfs.OpWrite && match(path) {
+			if writes++; writes == n {
+				mem.CrashAfter(0)
+				return memfs.ErrCrashed
+			}
+		}
+		return nil
+	}
+	return kill, func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return writes
 	}
 }
