@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/durl-dev/durl/durltest"
@@ -108,5 +109,41 @@ func killAtWrite(mem *memfs.FS, n int, match func(path string) bool) (errfs.Inje
 		mu.Lock()
 		defer mu.Unlock()
 		return writes
+	}
+}
+
+// Where the file system has no files without a name, the download uses
+// its partial file.
+func TestSmallFileWithoutANameUnsupported(t *testing.T) {
+	const size = 48 * kib
+	srv := durltest.NewServer(durltest.WithContent(11, size))
+	defer srv.Close()
+	opts := crashOptions(srv)
+	opts.NoSync, opts.LazyRecords = true, true
+	req := Request{URL: srv.URL + "/file.bin", Dest: "/downloads", DestIsDir: true}
+	mem := memfs.New()
+	var (
+		mu            sync.Mutex
+		partialWrites int
+	)
+	noUnnamed := func(op errfs.Op, path string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case op == errfs.OpOpen && path == req.Dest:
+			return syscall.EOPNOTSUPP
+		case op == errfs.OpWrite && strings.HasSuffix(path, PartialSuffix):
+			partialWrites++
+		}
+		return nil
+	}
+	if err := runRequestOn(t, errfs.Wrap(mem, noUnnamed), bootA, opts, req); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := mem.ReadFile("/downloads/file.bin"); !bytes.Equal(got, durltest.Content(11, size)) {
+		t.Fatal("wrong file")
+	}
+	if partialWrites == 0 {
+		t.Error("the data was not written to the partial file")
 	}
 }
