@@ -267,7 +267,6 @@ func (f *File) Attr(name string) ([]byte, error) {
 	return slices.Clone(v), nil
 }
 
-// Close closes the file and releases its lock.
 // Link gives the file the name newname too, like linkat(2).
 func (f *File) Link(newname string) error {
 	f.fs.mu.Lock()
@@ -297,6 +296,7 @@ func (f *File) Link(newname string) error {
 	return nil
 }
 
+// Close closes the file and releases its lock.
 func (f *File) Close() error {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()

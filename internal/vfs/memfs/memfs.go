@@ -37,10 +37,11 @@
 // These are the mutating operations, each counted once when it succeeds:
 // OpenFile that creates (with or without a name) or truncates a file, Write
 // and WriteAt (each call), Truncate, Sync, Allocate, SetAttr, Link, Rename,
-// Remove, MkdirAll that creates anything, SyncDir, SyncFileSystem. Ops reports how many have succeeded since New; CrashAfter(k)
-// crashes the FS just after k more have succeeded, so the (k+1)-th fails
-// with ErrCrashed, as does every operation after it, mutating or not, on
-// the FS and its open files. A crashed FS stays crashed; Crash may be called
+// Remove, MkdirAll that creates anything, SyncDir, SyncFileSystem. Ops
+// reports how many have succeeded since New; CrashAfter(k) crashes the FS
+// just after k more have succeeded, so the (k+1)-th fails with ErrCrashed,
+// as does every operation after it, mutating or not, on the FS and its
+// open files. A crashed FS stays crashed; Crash may be called
 // on it any number of times, in either mode, and sees the same frozen state.
 //
 // A typical test:
