@@ -12,8 +12,9 @@ import (
 	"time"
 )
 
-// BenchmarkManySmallFiles downloads 64 KiB files from a loopback server,
-// 16 at a time, as `durl get -j 16` does: the per-file cost of the engine.
+// BenchmarkManySmallFiles downloads 64 KiB files from a loopback server
+// into one folder, 16 at a time, as `durl get -j 16 -d DIR` does: the
+// per-file cost of the engine.
 // bench/run scenario 6 measures the same against curl, wget and aria2c.
 //
 //	go test -run '^$' -bench ManySmallFiles -benchtime 2000x .
@@ -39,7 +40,7 @@ func BenchmarkManySmallFiles(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				starting <- struct{}{}
 				wg.Go(func() {
-					t, err := s.Start(Request{URL: srv.URL + fmt.Sprintf("/f%d", i), Dest: filepath.Join(dir, "out", fmt.Sprintf("f%d", i))})
+					t, err := s.Start(Request{URL: srv.URL + fmt.Sprintf("/f%d", i), Dest: filepath.Join(dir, "out"), DestIsDir: true})
 					<-starting
 					if err != nil {
 						b.Error(err)
