@@ -17,7 +17,8 @@ import (
 // only the files that were being transferred: at most one a connection
 // (D5). A file that was complete and waiting for its flush is kept, though
 // no record describes it: its partial file says it is complete. Every
-// file ends right.
+// file ends right. With --no-sync, at two moments: the files have no name
+// until they are complete, so the kill leaves no partial file.
 func TestKill9ManySmallFiles(t *testing.T) {
 	const (
 		seed  = 0x5a
@@ -25,8 +26,12 @@ func TestKill9ManySmallFiles(t *testing.T) {
 		size  = 64 << 10
 		jobs  = 4
 	)
-	for _, killAt := range []int64{60, 140, 220} {
-		t.Run(fmt.Sprintf("killed after %d files", killAt), func(t *testing.T) {
+	for _, c := range []struct {
+		killAt int64
+		noSync bool // small files then have no name until complete
+	}{{60, false}, {140, false}, {220, false}, {60, true}, {180, true}} {
+		killAt := c.killAt
+		t.Run(fmt.Sprintf("killed after %d files, nosync=%t", killAt, c.noSync), func(t *testing.T) {
 			// 16 MiB/s a response: a file takes about 4 ms, so the list
 			// takes long enough to be killed in the middle.
 			srv := durltest.NewServer(durltest.WithContent(seed, size), durltest.WithRate(16<<20))
@@ -42,6 +47,9 @@ func TestKill9ManySmallFiles(t *testing.T) {
 				t.Fatal(err)
 			}
 			args := []string{"--state", state, "get", "-q", "-j", fmt.Sprint(jobs), "-d", out, "-i", listFile}
+			if c.noSync {
+				args = append(args, "--no-sync")
+			}
 
 			p := start(t, dir, durlBin, args...)
 			placed := func() (int64, bool) {
@@ -50,6 +58,9 @@ func TestKill9ManySmallFiles(t *testing.T) {
 			}
 			killWhenPast(t, p, "files in place", placed, killAt, 0, 0)
 			inPlace, parts := countFiles(out)
+			if c.noSync && parts != 0 {
+				t.Errorf("the kill left %d partial files, want none: small files have no name until complete", parts)
+			}
 			firstRun := requestedPaths(srv, 0)
 			before := len(srv.Requests())
 
