@@ -290,6 +290,13 @@ func (o *getOptions) requests(args []string, stdin io.Reader, cwd string) ([]dur
 		if err != nil {
 			return nil, err
 		}
+		if len(urls)+len(listed) == 0 {
+			name := o.inputFile
+			if name == "-" {
+				name = "stdin"
+			}
+			return nil, usageErrorf("%s holds no URL (blank lines and lines starting with # are skipped)", name)
+		}
 		urls = append(urls, listed...)
 	}
 	urls = dedupe(urls)

@@ -41,6 +41,10 @@ func runInProcess(t *testing.T, args ...string) (code int, stdout, stderr string
 }
 
 func TestUsageErrorsExit2(t *testing.T) {
+	commentsOnly := filepath.Join(t.TempDir(), "list.txt")
+	if err := os.WriteFile(commentsOnly, []byte("# nothing yet\n\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		args []string
 		want string // in the message
@@ -59,6 +63,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"get", "--proxy", "::", "http://127.0.0.1/a"}, "--proxy"},
 		{[]string{"get", "--cacert", "/nonexistent/ca.pem", "http://127.0.0.1/a"}, "--cacert"},
 		{[]string{"get", "-i", "/nonexistent/list.txt"}, "cannot read the URL list"},
+		{[]string{"get", "-i", commentsOnly}, commentsOnly + " holds no URL"},
 		{[]string{"get", "--retries", "-1", "http://127.0.0.1/a"}, "--retries"},
 		{[]string{"nosuchcommand"}, "unknown command"},
 		{[]string{"version", "extra"}, "unknown command"},
