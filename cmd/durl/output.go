@@ -276,6 +276,7 @@ type taskBar struct {
 	total    int64
 	rate     float64
 	finished bool
+	outcome  string // "failed", "paused" or "stopped", shown where the ETA was
 }
 
 // newBarRenderer returns a barRenderer drawing on w, a terminal. It draws
@@ -330,11 +331,16 @@ func (r *barRenderer) event(ev durl.Event) {
 			tb = r.addBar(ev)
 		}
 		tb.update(ev)
-		tb.finish(true)
+		tb.finish("")
 		return
-	case durl.EventFailed, durl.EventPaused:
+	case durl.EventFailed:
 		if tb != nil {
-			tb.finish(false)
+			tb.finish("failed")
+		}
+		return
+	case durl.EventPaused:
+		if tb != nil {
+			tb.finish("paused")
 		}
 		return
 	}
@@ -395,17 +401,18 @@ func (tb *taskBar) update(ev durl.Event) {
 	tb.bar.SetCurrent(written)
 }
 
-// finish completes the bar, or aborts it leaving it on screen.
-func (tb *taskBar) finish(completed bool) {
+// finish completes the bar, or, given the outcome of a download that did
+// not complete, aborts it leaving it on screen with that word.
+func (tb *taskBar) finish(outcome string) {
 	tb.mu.Lock()
 	if tb.finished {
 		tb.mu.Unlock()
 		return
 	}
-	tb.finished = true
+	tb.finished, tb.outcome = true, outcome
 	tb.rate = 0
 	tb.mu.Unlock()
-	if completed {
+	if outcome == "" {
 		tb.bar.SetTotal(-1, true)
 	} else {
 		tb.bar.Abort(false)
@@ -441,6 +448,9 @@ func (tb *taskBar) speed() string {
 }
 
 func (tb *taskBar) eta() string {
+	if tb.outcome != "" {
+		return tb.outcome
+	}
 	if tb.finished || tb.rate <= 0 || tb.total < 0 || tb.written >= tb.total {
 		return ""
 	}
@@ -482,7 +492,7 @@ func (r *barRenderer) finish() {
 	}
 	r.mu.Unlock()
 	for _, tb := range bars {
-		tb.finish(false)
+		tb.finish("stopped") // does nothing to a bar that finished
 	}
 	// A line printed above the bars waits in their writer until they are
 	// next drawn, which mpb does not do when it stops: draw once more, so

@@ -116,7 +116,7 @@ func TestBarRendererCompletes(t *testing.T) {
 	r.event(durl.Event{Kind: durl.EventProgress, TaskID: "a", URL: "https://h/f.iso", Progress: durl.Progress{Written: 50, Total: 100, Rate: 10}})
 	r.event(durl.Event{Kind: durl.EventStarted, TaskID: "b", URL: "https://h/g.iso", Progress: durl.Progress{Total: -1}})
 	r.event(durl.Event{Kind: durl.EventCompleted, TaskID: "a", URL: "https://h/f.iso", Path: "/d/f.iso", Progress: durl.Progress{Written: 100, Total: 100}})
-	r.errorLine("durl: https://h/g.iso: failed")
+	r.errorLine("durl: https://h/g.iso: the server answered 404 Not Found")
 	r.event(durl.Event{Kind: durl.EventFailed, TaskID: "b", URL: "https://h/g.iso"})
 	done := make(chan struct{})
 	go func() { r.finish(); close(done) }()
@@ -127,6 +127,9 @@ func TestBarRendererCompletes(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "f.iso") {
 		t.Errorf("no bar drawn: %q", out.String())
+	}
+	if !strings.Contains(out.String(), "failed") {
+		t.Errorf("the failed download's bar does not say so: %q", out.String())
 	}
 	r.errorLine("durl: after") // goes straight to the writer
 	if !strings.HasSuffix(out.String(), "durl: after\n") {
