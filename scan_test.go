@@ -70,11 +70,11 @@ func TestScanFolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(into("b.bin"), false) // another program, after the scan
+	before := len(srv.Requests())
 	task, err := s.Start(into("b.bin"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := len(srv.Requests())
 	if err := wait(t, task); err != nil {
 		t.Fatal(err)
 	}
@@ -87,11 +87,11 @@ func TestScanFolder(t *testing.T) {
 
 	release()
 	release() // a second call does nothing
+	before = len(srv.Requests())
 	task, err = s.Start(into("b.bin"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	before = len(srv.Requests())
 	if err := wait(t, task); err != nil {
 		t.Fatal(err)
 	}
