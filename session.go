@@ -355,13 +355,7 @@ func (s *Session) claimDest(t *Task) error {
 	if req.DestIsDir {
 		return nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.destInUseLocked(t, req.Dest); err != nil {
-		return err
-	}
-	s.byDest[req.Dest] = t
-	return nil
+	return s.holdDest(t, req.Dest)
 }
 
 // destInUseLocked returns a *DestinationInUseError if a task other than t
@@ -373,10 +367,10 @@ func (s *Session) destInUseLocked(t *Task, dest string) error {
 	return nil
 }
 
-// holdDest records that t now writes the file of dest, a name it learnt
-// as a download into a folder, unless another task is queued or running to
-// dest: a partial file's lock does not stop a task of the session that
-// writes a file without a name (openUnnamed).
+// holdDest records that t now writes the file dest, unless another task
+// is queued or running to it. A download into a folder calls it once it
+// learns its file's name: a partial file's lock does not stop a task of
+// the session that writes a file without a name (openUnnamed).
 func (s *Session) holdDest(t *Task, dest string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
