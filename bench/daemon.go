@@ -132,7 +132,10 @@ func (b *bench) scenarioDaemon() section {
 	if dr.check == "" {
 		restarts = b.s8Restarts(state, out, n)
 	}
-	b.clean(out, state)
+	// durl's files stay until aria2c has run: ext4 without a journal is
+	// slow to create files for minutes after many were deleted (see
+	// scenario 6), which would slow aria2c.
+	defer b.clean(out, state)
 	b.s8Settle()
 
 	ar := s8Scale{check: "not run"}
@@ -273,8 +276,8 @@ func (b *bench) s8Dirs() (out, state string, err error) {
 	return out, state, nil
 }
 
-// s8Settle lets the disk settle after files were removed (see scenario 6:
-// ext4 is slow to reuse freed inodes for a few seconds), in the full run.
+// s8Settle flushes what the last run wrote and, in the full run, waits a
+// little, so that its write-back does not slow the next run.
 func (b *bench) s8Settle() {
 	syscall.Sync()
 	if b.cfg.quick {

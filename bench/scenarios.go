@@ -801,8 +801,11 @@ func (b *bench) scenarioManyFiles() section {
 	}
 	// Every run writes into folders of its own, all removed only at the
 	// end: ext4 without a journal takes several times longer to create
-	// files for about 30 s after many were deleted (it avoids reusing
-	// their inodes), which would slow whichever tool ran next.
+	// files for up to six minutes after many were deleted, which would
+	// slow whichever tool ran next. It skips each free inode deleted in
+	// the last minute, or in the last six while the block of the inode
+	// table holding it is not yet written back (creating files dirties
+	// it again), and checking costs a lookup per inode.
 	var used []string
 	defer func() {
 		b.clean(used...)
@@ -857,8 +860,8 @@ func (b *bench) scenarioManyFiles() section {
 		"could leave any file short or empty. The floor row is what durable files cost this disk "+
 		"with no network at all: the suite itself copies the %d served files, 16 at once, each written, flushed, "+
 		"renamed and its folder flushed the same way, sharing flushes as durl does. Every run writes into new folders, all "+
-		"removed at the end of the scenario (ext4 without a journal creates files several times slower for about "+
-		"30 s after many were deleted, which would slow whichever tool ran next); `sync` runs before each run. "+
+		"removed at the end of the scenario (ext4 without a journal creates files several times slower for up to "+
+		"six minutes after many were deleted, which would slow whichever tool ran next); `sync` runs before each run. "+
 		"The second table compares durl with curl repetition by repetition, each kind with its own (rows take "+
 		"turns, so the two ran close together in each).",
 		n, sizeStr(size), n)
