@@ -82,6 +82,8 @@ type download struct {
 	pf   *progress.File // in the task file; nil until the task has one
 	part vfs.File       // the partial file, locked
 
+	rerunPath string // finishedPath(rec.Request): where a rerun looks for the finished file
+
 	mu     sync.Mutex
 	rec    taskRecord      // working copy of the task record
 	prog   progress.Record // what is on disk (in the page cache)
@@ -121,7 +123,8 @@ func (t *Task) run(ctx context.Context) (err error) {
 	leaveActive := sync.OnceFunc(s.active.release)
 	defer leaveActive()
 	t.mu.Lock()
-	d := &download{t: t, s: s, rec: t.rec, conns: connections(t.rec), leaveActive: leaveActive}
+	d := &download{t: t, s: s, rec: t.rec, conns: connections(t.rec), leaveActive: leaveActive,
+		rerunPath: finishedPath(t.rec.Request)}
 	d.rec.Mirrors = slices.Clone(t.rec.Mirrors) // the run changes its own copy
 	t.mu.Unlock()
 	defer func() {

@@ -155,7 +155,7 @@ func (d *download) markOf() (finishedMark, bool) {
 	m := finishedMark{total: d.rec.Total, etag: d.rec.ETag, lastMod: d.rec.LastModified}
 	path := d.rec.Path
 	d.mu.Unlock()
-	if m.etag == "" && m.lastMod == "" || path != finishedPath(d.rec.Request) {
+	if m.etag == "" && m.lastMod == "" || path != d.rerunPath {
 		return finishedMark{}, false
 	}
 	info, err := d.part.Stat()
@@ -171,7 +171,7 @@ func (d *download) markOf() (finishedMark, bool) {
 // rerun looks. It reports whether it found one and took the download as
 // complete: then only finishing remains.
 func (d *download) loadFinished() (bool, error) {
-	path := finishedPath(d.rec.Request)
+	path := d.rerunPath
 	if d.rec.Generation != 0 || path == "" || !d.s.mayExist(partialPath(path)) {
 		return false, nil
 	}
@@ -264,7 +264,7 @@ func (d *download) markPlaced() {
 // If this run may trust it, and it matches the checksum the request gives,
 // the first request asks for the file only if it changed.
 func (d *download) loadPlaced() {
-	path := finishedPath(d.rec.Request)
+	path := d.rerunPath
 	if d.rec.Generation != 0 || path == "" || !d.s.mayExist(path) {
 		return
 	}
@@ -303,7 +303,7 @@ func (m finishedMark) conditional() (name, value string) {
 // keepPlaced takes the download as complete with the file in place, which
 // the server said is unchanged (304 Not Modified).
 func (d *download) keepPlaced() {
-	d.takeFinished(finishedPath(d.rec.Request), *d.placed)
+	d.takeFinished(d.rerunPath, *d.placed)
 	d.mu.Lock()
 	d.unchanged = true
 	d.mu.Unlock()

@@ -251,6 +251,7 @@ func TestMarkedDownloadsNeedNoFinishingPlace(t *testing.T) {
 		left := false
 		d := &download{s: s, t: &Task{unrecorded: true}, part: part, leaveActive: func() { left = true }}
 		d.rec.Request = storedRequest{URL: "http://example.com/f", Dest: "/dl/f"}
+		d.rerunPath = finishedPath(d.rec.Request)
 		d.rec.Path, d.rec.Total, d.rec.ETag, d.prog.Total = "/dl/f", 10, etag, 10
 		if err := d.leaveActiveEarly(); err != nil {
 			t.Fatal(err)

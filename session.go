@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -565,7 +566,7 @@ func (s *Session) add(t *Task) {
 // targetKey identifies what a request downloads, for Start to find an
 // unfinished task of the same download.
 func targetKey(r Request) string {
-	return fmt.Sprintf("%t\x00%s\x00%s", r.DestIsDir, r.Dest, r.URL)
+	return strconv.FormatBool(r.DestIsDir) + "\x00" + r.Dest + "\x00" + r.URL
 }
 
 func (s *Session) forget(t *Task) {
