@@ -68,6 +68,7 @@ type retryableError struct {
 	err        error
 	retryAfter time.Duration // the server's Retry-After, 0 if none
 	now        bool          // retry at once (e.g. back to the original URL)
+	warned     bool          // a warning said what comes next: no EventRetrying
 }
 
 func (e *retryableError) Error() string { return e.err.Error() }
@@ -100,6 +101,7 @@ type download struct {
 	restarts    int
 	useOriginal bool        // the final URL failed: go back to the original
 	primaryDown bool        // the URL failed for good: only mirrors are used
+	origin      int         // the source asked by the plain path (see taskRecord.Origin, nextOrigin)
 	nextSource  int         // round robin over the URL and its mirrors
 	failures    map[int]int // consecutive failures of each mirror
 	answered    bool        // some server answered this run
@@ -125,6 +127,9 @@ func (t *Task) run(ctx context.Context) (err error) {
 	t.mu.Lock()
 	d := &download{t: t, s: s, rec: t.rec, conns: connections(t.rec), leaveActive: leaveActive,
 		rerunPath: finishedPath(t.rec.Request)}
+	if o := t.rec.Origin; o > 0 && o <= len(t.rec.Request.Mirrors) && len(t.rec.Mirrors) == len(t.rec.Request.Mirrors) {
+		d.origin = o
+	}
 	d.rec.Mirrors = slices.Clone(t.rec.Mirrors) // the run changes its own copy
 	t.mu.Unlock()
 	defer func() {
@@ -451,7 +456,11 @@ func (d *download) adopt(resp *http.Response, reason string, total int64) error 
 		}
 	}
 	if d.rec.Path == "" {
-		name := httpx.DownloadName(resp.Header.Get("Content-Disposition"), resp.Request.URL)
+		named := resp.Request.URL
+		if d.origin > 0 { // named as the URL asked for, where a rerun looks (finishedPath)
+			named, _ = url.Parse(d.rec.Request.URL)
+		}
+		name := httpx.DownloadName(resp.Header.Get("Content-Disposition"), named)
 		path := filepath.Join(d.rec.Request.Dest, name)
 		if filepath.Dir(path) != d.rec.Request.Dest {
 			return fmt.Errorf("durl: the server's file name %q would escape %s", name, d.rec.Request.Dest)
@@ -483,6 +492,11 @@ func (d *download) reset(total int64, etag, lastMod, reprDigest string, ranges b
 	d.rec.AcceptRanges = ranges
 	for i := range d.rec.Mirrors { // verified against another version of the file
 		d.rec.Mirrors[i] = mirrorState{Dropped: d.rec.Mirrors[i].Dropped}
+	}
+	d.rec.Origin = d.origin
+	if d.origin > 0 && total >= 0 { // the mirror that answered is the reference
+		d.rec.Mirrors[d.origin-1].Verified = true
+		d.rec.Mirrors[d.origin-1].ETag, d.rec.Mirrors[d.origin-1].LastModified = etag, lastMod
 	}
 	// A restart must be durable before any new data is. The first
 	// generation has no earlier claims that new data could be paired

@@ -49,6 +49,54 @@ func (d *download) pickSourceLocked(idx int) int {
 	return 0
 }
 
+// sourceLabel names source origin (see taskRecord.Origin), at url, in a
+// warning: the task's own URL goes without saying.
+func sourceLabel(origin int, url string) string {
+	if origin == 0 {
+		return "the URL"
+	}
+	return "mirror " + url
+}
+
+// originLabel names the source the plain path asks (sourceLabel).
+func (d *download) originLabel() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.origin == 0 {
+		return sourceLabel(0, "")
+	}
+	return sourceLabel(d.origin, d.rec.Request.Mirrors[d.origin-1])
+}
+
+// nextOrigin turns the plain path, which asks for the whole file, to the
+// next mirror not dropped, when the source it asked failed (why says how)
+// before the download learnt anything of the remote: a dead URL does not
+// fail a download its mirrors can serve. It warns, and reports false when
+// no mirror is left or the download is under way.
+func (d *download) nextOrigin(why string) bool {
+	d.mu.Lock()
+	if d.rec.Generation != 0 {
+		d.mu.Unlock()
+		return false
+	}
+	next := d.origin + 1
+	for next <= len(d.rec.Mirrors) && d.rec.Mirrors[next-1].Dropped != "" {
+		next++
+	}
+	if next > len(d.rec.Mirrors) {
+		d.mu.Unlock()
+		return false
+	}
+	if d.origin > 0 {
+		d.rec.Mirrors[d.origin-1].Dropped = why
+	}
+	d.origin = next
+	to := d.rec.Request.Mirrors[next-1]
+	d.mu.Unlock()
+	d.s.emit(d.t, EventWarning, fmt.Sprintf("%s; trying mirror %s", why, to), nil)
+	return true
+}
+
 // sampleLocked returns where bytes on disk can be compared with a mirror,
 // and how many (up to overlapSize); n is 0 when there are none yet. d.mu
 // is held.
@@ -253,7 +301,7 @@ func (d *download) dropMirror(m int, reason string) error {
 	}
 	url := d.rec.Request.Mirrors[m]
 	d.mu.Unlock()
-	err := &retryableError{err: fmt.Errorf("durl: mirror %s dropped: %s", url, reason), now: true}
+	err := &retryableError{err: fmt.Errorf("durl: mirror %s dropped: %s", url, reason), now: true, warned: true}
 	if already {
 		return err
 	}

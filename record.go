@@ -54,6 +54,10 @@ type taskRecord struct {
 	ReprDigest string `json:"repr_digest,omitempty"`
 	// Mirrors is what is known of each of Request.Mirrors, in order.
 	Mirrors []mirrorState `json:"mirrors,omitempty"`
+	// Origin is the source whose answer started this generation, which
+	// the download goes on asking for the parts no mirror serves: 0 the
+	// URL, m+1 mirror m (the URL failed before it answered with the file).
+	Origin int `json:"origin,omitempty"`
 	// Total is the file's size, -1 when unknown.
 	Total int64 `json:"total"`
 	// Generation changes whenever the download starts over; progress

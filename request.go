@@ -10,7 +10,10 @@ type Request struct {
 	// from all of them; a mirror is used only after its size, its answer
 	// to a range durl already holds, and its digest (when both send one)
 	// agree with URL's; one that disagrees or fails for good is dropped
-	// with an EventWarning.
+	// with an EventWarning. When URL fails before it answered with the
+	// file (an error status, or no answer three times), the download
+	// starts from the first mirror that works instead, which then plays
+	// URL's part; the file keeps the name URL gives.
 	Mirrors []string
 	// Dest is the destination file, or the folder to put it in when
 	// DestIsDir is set (the name then comes from Content-Disposition,

@@ -147,3 +147,43 @@ func TestSmallFileWithoutANameUnsupported(t *testing.T) {
 		t.Error("the data was not written to the partial file")
 	}
 }
+
+// A small download that a mirror serves, the URL being dead, keeps its
+// data in a file without a name too: a kill leaves nothing in the folder
+// and no record that counts on the data (D1); the rerun gets the whole
+// file from the mirror, named as the URL names it.
+func TestSmallFileWithoutANameFromAMirror(t *testing.T) {
+	const size = 48 * kib
+	primary := durltest.NewServer(durltest.WithContent(11, size), durltest.WithStatusSequence(404, 404))
+	defer primary.Close()
+	mirror := durltest.NewServer(durltest.WithContent(11, size), durltest.WithRate(4*size))
+	defer mirror.Close()
+	opts := crashOptions(primary)
+	opts.NoSync, opts.LazyRecords = true, true
+	req := Request{URL: primary.URL + "/file.bin", Mirrors: []string{mirror.URL + "/other-name.bin"},
+		Dest: "/downloads", DestIsDir: true}
+
+	mem := memfs.New()
+	kill, writes := killAtWrite(mem, 3, func(path string) bool { return path == req.Dest })
+	runRequestOn(t, errfs.Wrap(mem, kill), bootA, opts, req)
+	if !mem.Crashed() {
+		t.Fatalf("the download wrote its data %d times, not 3, into a file without a name", writes())
+	}
+	after := mem.Crash(memfs.ProcessKill)
+	if names, _ := after.ReadDir(req.Dest); len(names) != 0 {
+		t.Errorf("after the kill, the folder holds %q, want nothing", names)
+	}
+	if claimed := checkProgressTrue(t, after, bootA); claimed != 0 {
+		t.Errorf("a record counts %d bytes of a file without a name", claimed)
+	}
+	before := len(mirror.Requests())
+	if err := runRequestOn(t, after, bootA, opts, req); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := after.ReadFile("/downloads/file.bin"); !bytes.Equal(got, durltest.Content(11, size)) {
+		t.Fatal("wrong file after the rerun")
+	}
+	if again := bodyBytesSince(mirror, before); again != size {
+		t.Errorf("the rerun downloaded %d bytes from the mirror, want the whole file, %d", again, size)
+	}
+}

@@ -214,10 +214,15 @@ func (d *download) worker(ctx context.Context) error {
 		}
 		failures++
 		d.mu.Lock()
-		answered := d.answered
+		answered, fresh := d.answered, d.rec.Generation == 0
 		d.mu.Unlock()
+		if fresh && failures >= firstContactAttempts && d.nextOrigin(d.originLabel()+fmt.Sprintf(" failed %d times (%v)", failures, re.err)) {
+			failures = 0
+			bo.Reset()
+			continue
+		}
 		switch {
-		case !answered && d.rec.Generation == 0 && failures >= firstContactAttempts,
+		case !answered && fresh && failures >= firstContactAttempts,
 			pol.MaxAttempts > 0 && failures >= pol.MaxAttempts,
 			time.Since(lastProgress) > pol.MaxWait:
 			return re.err
@@ -226,7 +231,9 @@ func (d *download) worker(ctx context.Context) error {
 		if !re.now {
 			wait = bo.Next(re.retryAfter)
 		}
-		d.s.emit(d.t, EventRetrying, fmt.Sprintf("attempt %d failed; retrying in %s", failures, wait.Round(time.Millisecond)), re.err)
+		if !re.warned {
+			d.s.emit(d.t, EventRetrying, fmt.Sprintf("attempt %d failed; retrying in %s", failures, wait.Round(time.Millisecond)), re.err)
+		}
 		timer := time.NewTimer(wait)
 		select {
 		case <-timer.C:
@@ -281,9 +288,13 @@ func (d *download) attempt(ctx context.Context, part *int) error {
 	seg := d.prog.Segments[idx]
 	single := !d.multi()
 	target, usingFinal := d.rec.Request.URL, false
-	if d.rec.FinalURL != "" && !d.useOriginal {
+	origin := d.origin
+	if origin > 0 {
+		target = d.rec.Request.Mirrors[origin-1]
+	} else if d.rec.FinalURL != "" && !d.useOriginal {
 		target, usingFinal = d.rec.FinalURL, true
 	}
+	fresh := d.rec.Generation == 0
 	validator := d.validator()
 	placed := d.placed
 	if d.rec.Generation != 0 {
@@ -341,7 +352,7 @@ func (d *download) attempt(ctx context.Context, part *int) error {
 	d.mu.Lock()
 	d.answered = true
 	final := resp.Request.URL.String()
-	moved := final != d.rec.FinalURL && final != d.rec.Request.URL
+	moved := origin == 0 && final != d.rec.FinalURL && final != d.rec.Request.URL
 	if moved {
 		d.rec.FinalURL = final
 	}
@@ -434,12 +445,15 @@ func (d *download) attempt(ctx context.Context, part *int) error {
 	}
 
 	serr := &StatusError{StatusCode: resp.StatusCode, Status: resp.Status}
+	if !serr.Temporary() && !usingFinal && fresh && d.nextOrigin(sourceLabel(origin, target)+" answered "+resp.Status) {
+		return &retryableError{err: serr, now: true, warned: true}
+	}
 	if !serr.Temporary() && !usingFinal && d.mirrorUsable() {
 		d.mu.Lock()
 		d.primaryDown = true
 		d.mu.Unlock()
-		d.s.emit(d.t, EventWarning, fmt.Sprintf("%s answered %s; going on with the mirrors", d.rec.Request.URL, resp.Status), nil)
-		return &retryableError{err: serr}
+		d.s.emit(d.t, EventWarning, fmt.Sprintf("%s answered %s; going on with the mirrors", sourceLabel(origin, target), resp.Status), nil)
+		return &retryableError{err: serr, warned: true}
 	}
 	if usingFinal && resp.StatusCode >= 400 && !serr.Temporary() {
 		// A signed or temporary redirect target expired: go back to the
