@@ -26,30 +26,8 @@ func TestSmallFileWithoutAName(t *testing.T) {
 	opts.NoSync, opts.LazyRecords = true, true
 	req := Request{URL: srv.URL + "/file.bin", Dest: "/downloads", DestIsDir: true}
 
-	mem := memfs.New()
-	kill, writes := killAtWrite(mem, 3, func(path string) bool { return path == req.Dest }) // no name: its folder's
-	runRequestOn(t, errfs.Wrap(mem, kill), bootA, opts, req)
-	if !mem.Crashed() {
-		t.Fatalf("the download wrote its data %d times, not 3, into a file without a name", writes())
-	}
-	after := mem.Crash(memfs.ProcessKill)
-	if names, _ := after.ReadDir(req.Dest); len(names) != 0 {
-		t.Errorf("after the kill, the folder holds %q, want nothing", names)
-	}
-	if claimed := checkProgressTrue(t, after, bootA); claimed != 0 {
-		t.Errorf("a record counts %d bytes of a file without a name", claimed)
-	}
-
-	before := len(srv.Requests())
-	if err := runRequestOn(t, after, bootA, opts, req); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := after.ReadFile("/downloads/file.bin"); !bytes.Equal(got, durltest.Content(11, size)) {
-		t.Fatal("wrong file after the rerun")
-	}
-	if again := bodyBytesSince(srv, before); again != size {
-		t.Errorf("the rerun downloaded %d bytes, want the whole file, %d", again, size)
-	}
+	after := killWhileUnnamed(t, opts, req)
+	rerunGetsWhole(t, after, opts, req, srv, size)
 	if mark := attrOf(t, after, "/downloads/file.bin"); len(mark) == 0 || mark[0] != placedVersion {
 		t.Errorf("the file in place has the mark %x, want a placed mark", mark)
 	}
@@ -163,8 +141,18 @@ func TestSmallFileWithoutANameFromAMirror(t *testing.T) {
 	req := Request{URL: primary.URL + "/file.bin", Mirrors: []string{mirror.URL + "/other-name.bin"},
 		Dest: "/downloads", DestIsDir: true}
 
+	after := killWhileUnnamed(t, opts, req)
+	rerunGetsWhole(t, after, opts, req, mirror, size)
+}
+
+// killWhileUnnamed runs req on a new memfs, kills it at its third write
+// into a file without a name, and checks what the kill leaves: nothing in
+// the folder, and no record that counts on the data (D1). It returns the
+// file system after the kill.
+func killWhileUnnamed(t *testing.T, opts Options, req Request) *memfs.FS {
+	t.Helper()
 	mem := memfs.New()
-	kill, writes := killAtWrite(mem, 3, func(path string) bool { return path == req.Dest })
+	kill, writes := killAtWrite(mem, 3, func(path string) bool { return path == req.Dest }) // no name: its folder's
 	runRequestOn(t, errfs.Wrap(mem, kill), bootA, opts, req)
 	if !mem.Crashed() {
 		t.Fatalf("the download wrote its data %d times, not 3, into a file without a name", writes())
@@ -176,14 +164,21 @@ func TestSmallFileWithoutANameFromAMirror(t *testing.T) {
 	if claimed := checkProgressTrue(t, after, bootA); claimed != 0 {
 		t.Errorf("a record counts %d bytes of a file without a name", claimed)
 	}
-	before := len(mirror.Requests())
-	if err := runRequestOn(t, after, bootA, opts, req); err != nil {
+	return after
+}
+
+// rerunGetsWhole reruns req on fsys and checks that it fetches from srv
+// the whole file of size bytes (seed 11) again, as /downloads/file.bin.
+func rerunGetsWhole(t *testing.T, fsys *memfs.FS, opts Options, req Request, srv *durltest.Server, size int64) {
+	t.Helper()
+	before := len(srv.Requests())
+	if err := runRequestOn(t, fsys, bootA, opts, req); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := after.ReadFile("/downloads/file.bin"); !bytes.Equal(got, durltest.Content(11, size)) {
+	if got, _ := fsys.ReadFile("/downloads/file.bin"); !bytes.Equal(got, durltest.Content(11, size)) {
 		t.Fatal("wrong file after the rerun")
 	}
-	if again := bodyBytesSince(mirror, before); again != size {
-		t.Errorf("the rerun downloaded %d bytes from the mirror, want the whole file, %d", again, size)
+	if again := bodyBytesSince(srv, before); again != size {
+		t.Errorf("the rerun downloaded %d bytes, want the whole file, %d", again, size)
 	}
 }
