@@ -92,7 +92,7 @@ func (a *app) getCmd() *cobra.Command {
 	f.StringVarP(&o.dir, "dir", "d", "", "save in folder `DIR`, created if needed (default: the current folder)")
 	f.StringVarP(&o.inputFile, "input-file", "i", "", "read URLs from `FILE`, one per line; '#' starts a comment; '-' reads stdin")
 	f.IntVarP(&o.jobs, "jobs", "j", defaultJobs, "download `N` files at once")
-	f.StringArrayVar(&o.mirrors, "mirror", nil, "another `URL` of the same file; parts are fetched from all of them (repeatable; one URL only)")
+	f.StringArrayVar(&o.mirrors, "mirror", nil, "another `URL` of the same file; parts are fetched from all of them, from the mirrors alone if the URL is dead (repeatable; one URL only)")
 	f.IntVarP(&o.conns, "connections", "x", 0, "use up to `N` connections per file (0: automatic, several for large files on servers that allow it)")
 	f.StringArrayVarP(&o.headers, "header", "H", nil, "send the header `'Name: value'` (repeatable)")
 	f.StringVar(&o.checksum, "checksum", "", "verify the file against `ALGO:HEX` (sha256, sha512, sha1 or md5; one URL only)")
