@@ -495,8 +495,8 @@ func (d *download) reset(total int64, etag, lastMod, reprDigest string, ranges b
 	}
 	d.rec.Origin = d.origin
 	if d.origin > 0 && total >= 0 { // the mirror that answered is the reference
-		d.rec.Mirrors[d.origin-1].Verified = true
-		d.rec.Mirrors[d.origin-1].ETag, d.rec.Mirrors[d.origin-1].LastModified = etag, lastMod
+		m := &d.rec.Mirrors[d.origin-1]
+		m.Verified, m.ETag, m.LastModified = true, etag, lastMod
 	}
 	// A restart must be durable before any new data is. The first
 	// generation has no earlier claims that new data could be paired

@@ -58,27 +58,22 @@ func sourceLabel(origin int, url string) string {
 	return "mirror " + url
 }
 
-// originLabel names the source the plain path asks (sourceLabel).
-func (d *download) originLabel() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.origin == 0 {
-		return sourceLabel(0, "")
-	}
-	return sourceLabel(d.origin, d.rec.Request.Mirrors[d.origin-1])
-}
-
 // nextOrigin turns the plain path, which asks for the whole file, to the
-// next mirror not dropped, when the source it asked failed (why says how)
+// next mirror not dropped, when the source it asked failed (what says how)
 // before the download learnt anything of the remote: a dead URL does not
 // fail a download its mirrors can serve. It warns, and reports false when
 // no mirror is left or the download is under way.
-func (d *download) nextOrigin(why string) bool {
+func (d *download) nextOrigin(what string) bool {
 	d.mu.Lock()
 	if d.rec.Generation != 0 {
 		d.mu.Unlock()
 		return false
 	}
+	from := d.rec.Request.URL
+	if d.origin > 0 {
+		from = d.rec.Request.Mirrors[d.origin-1]
+	}
+	why := sourceLabel(d.origin, from) + " " + what
 	next := d.origin + 1
 	for next <= len(d.rec.Mirrors) && d.rec.Mirrors[next-1].Dropped != "" {
 		next++

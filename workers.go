@@ -216,7 +216,7 @@ func (d *download) worker(ctx context.Context) error {
 		d.mu.Lock()
 		answered, fresh := d.answered, d.rec.Generation == 0
 		d.mu.Unlock()
-		if fresh && failures >= firstContactAttempts && d.nextOrigin(d.originLabel()+fmt.Sprintf(" failed %d times (%v)", failures, re.err)) {
+		if fresh && failures >= firstContactAttempts && d.nextOrigin(fmt.Sprintf("failed %d times (%v)", failures, re.err)) {
 			failures = 0
 			bo.Reset()
 			continue
@@ -445,7 +445,7 @@ func (d *download) attempt(ctx context.Context, part *int) error {
 	}
 
 	serr := &StatusError{StatusCode: resp.StatusCode, Status: resp.Status}
-	if !serr.Temporary() && !usingFinal && fresh && d.nextOrigin(sourceLabel(origin, target)+" answered "+resp.Status) {
+	if !serr.Temporary() && !usingFinal && fresh && d.nextOrigin("answered "+resp.Status) {
 		return &retryableError{err: serr, now: true, warned: true}
 	}
 	if !serr.Temporary() && !usingFinal && d.mirrorUsable() {
